@@ -1,0 +1,47 @@
+"""The only source of "now". Tests replace it with a controllable clock.
+
+Pure code never calls this: it takes `now` as an argument. The I/O shell asks a Clock
+once per unit of work and passes the value down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    """Wall-clock time in UTC, microsecond precision."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class FrozenClock:
+    """A clock that only moves when told to (unit tests)."""
+
+    def __init__(self, start: datetime) -> None:
+        self._now = start
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, delta: timedelta) -> None:
+        self._now += delta
+
+
+async def sleep_until(clock: Clock, when: datetime, stop: asyncio.Event) -> bool:
+    """Sleep until `when` or until `stop` is set; True if the time came first."""
+    delay = (when - clock.now()).total_seconds()
+    if delay <= 0:
+        return not stop.is_set()
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=delay)
+    except TimeoutError:
+        return True
+    return False

@@ -1,0 +1,142 @@
+"""JSON Schemas of the API's request bodies: the one source for validation and OpenAPI.
+
+Structure (types, required and unknown fields, enums, lengths) is checked against these
+with jsonschema-rs; what JSON Schema cannot say well (cron syntax, time zones, durations,
+time order, SSRF) is checked in `domain/triggers.py`. `roles/api/openapi.py` embeds these
+very dicts, so the document cannot drift from what the API accepts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+TRIGGER_TYPES = ("webhook", "time_scheduled", "cron_scheduled", "interval_scheduled")
+SCHEDULED_TYPES = ("time_scheduled", "cron_scheduled", "interval_scheduled")
+METHODS = ("POST", "GET", "PUT", "PATCH", "DELETE")
+Schema = dict[str, Any]
+
+DURATION: Schema = {
+    "type": ["string", "number"],
+    "description": "`250ms`, `10s`, `5m`, `2h`, `1d`, or a number of seconds.",
+    "examples": ["10s"],
+}
+TIMESTAMP: Schema = {
+    "type": "string",
+    "format": "date-time",
+    "description": "RFC 3339 with an offset, e.g. `2025-10-15T14:00:00Z`.",
+}
+RETRY: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "description": "Missing fields take the defaults shown.",
+    "properties": {
+        "max_attempts": {"type": "integer", "minimum": 1, "maximum": 20, "default": 5},
+        "initial_delay": {**DURATION, "default": "2s", "description": "At least 100ms."},
+        "max_delay": {**DURATION, "default": "5m"},
+    },
+}
+_COMMON: dict[str, Schema] = {
+    "endpoint": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 2048,
+        "description": "http(s) URL the request is sent to.",
+    },
+    "method": {"enum": list(METHODS), "default": "POST"},
+    "headers": {
+        "type": "object",
+        "maxProperties": 50,
+        "additionalProperties": {"type": "string", "maxLength": 8192},
+        "description": "Extra request headers (string values).",
+    },
+    "timeout": {**DURATION, "default": "10s", "description": "100ms to 2m."},
+    "retry": RETRY,
+}
+_PAYLOAD: Schema = {"description": "Any JSON; sent as the request body.", "default": None}
+
+
+def _config(specific: dict[str, Schema], required: list[str], description: str) -> Schema:
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["endpoint", *required],
+        "description": description,
+        "properties": {**_COMMON, **specific},
+    }
+
+
+CONFIG_SCHEMAS: dict[str, Schema] = {
+    "webhook": _config(
+        {"schema": {"type": "object", "description": "JSON Schema (draft 4 to 2020-12)."}},
+        ["schema"],
+        "Fires when JSON that passes `schema` is POSTed to the trigger's webhook URL.",
+    ),
+    "time_scheduled": _config(
+        {"run_at": TIMESTAMP, "run_in": {**DURATION, "writeOnly": True}, "payload": _PAYLOAD},
+        [],
+        "Fires once, at `run_at`, or `run_in` after saving (exactly one of the two).",
+    ),
+    "cron_scheduled": _config(
+        {
+            "cron": {
+                "type": "string",
+                "maxLength": 200,
+                "description": "5 fields, or 6 with seconds first (`*/10 * * * * *`).",
+            },
+            "timezone": {"type": "string", "default": "UTC", "description": "IANA zone."},
+            "start_at": TIMESTAMP,
+            "end_at": TIMESTAMP,
+            "payload": _PAYLOAD,
+        },
+        ["cron"],
+        "Fires on a cron schedule in a time zone.",
+    ),
+    "interval_scheduled": _config(
+        {
+            "every": {**DURATION, "description": "At least 1s."},
+            "start_at": {**TIMESTAMP, "description": "Anchor; defaults to the creation time."},
+            "end_at": TIMESTAMP,
+            "payload": _PAYLOAD,
+        },
+        ["every"],
+        "Fires at start_at + k*every.",
+    ),
+}
+
+TRIGGER_CREATE: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "type", "config"],
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": 200},
+        "type": {"enum": list(TRIGGER_TYPES)},
+        "status": {"enum": ["active", "paused"], "default": "active"},
+        "config": {"type": "object", "description": "The config of `type` (see *Config)."},
+    },
+}
+TRIGGER_PATCH: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "minProperties": 1,
+    "properties": {
+        "name": TRIGGER_CREATE["properties"]["name"],
+        "status": TRIGGER_CREATE["properties"]["status"],
+        "config": {"type": "object", "description": "The whole config, of the trigger's type."},
+    },
+}
+TRIGGER_TEST: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"payload": {"description": "Replaces the configured payload."}},
+}
+TEST_RUN: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["type", "config"],
+    "properties": {
+        "name": TRIGGER_CREATE["properties"]["name"],
+        "type": TRIGGER_CREATE["properties"]["type"],
+        "config": TRIGGER_CREATE["properties"]["config"],
+        "payload": {"description": "Wins over config.payload."},
+    },
+}

@@ -1,0 +1,20 @@
+"""What a process builds once and shares between its roles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eventtrigger.clock import Clock
+from eventtrigger.config import Settings
+from eventtrigger.observability.health import Health
+from eventtrigger.observability.metrics import Metrics
+from eventtrigger.store.db import Database
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    clock: Clock
+    db: Database
+    health: Health
+    metrics: Metrics

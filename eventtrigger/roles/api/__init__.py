@@ -1,0 +1,1 @@
+"""The api role: the HTTP API (starlette, served by uvicorn)."""

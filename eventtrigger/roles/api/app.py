@@ -1,0 +1,84 @@
+"""The HTTP application every process serves: operations endpoints always, the API
+routes when the process runs the api role."""
+
+from __future__ import annotations
+
+import asyncio
+
+from loguru import logger
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from eventtrigger.resources import Resources
+from eventtrigger.roles.api.http import json_response
+from eventtrigger.roles.api.openapi import SWAGGER_HTML, openapi_document
+from eventtrigger.roles.api.problems import Problem, problem_response
+from eventtrigger.roles.api.triggers import TriggerRoutes
+from eventtrigger.store.db import TRANSIENT_ERRORS
+
+
+def build_app(res: Resources, *, api: bool) -> Starlette:
+    async def live(request: Request) -> Response:
+        return json_response({"status": "ok"})
+
+    async def health(request: Request) -> Response:
+        healthy, body = await res.health.report()
+        return json_response(body, 200 if healthy else 503)
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(res.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    routes = [
+        Route("/health/live", live),
+        Route("/health", health),
+        Route("/metrics", metrics),
+    ]
+    if api:
+        document = openapi_document(res.settings.public_url)
+
+        async def openapi(request: Request) -> Response:
+            return json_response(document)
+
+        async def docs(request: Request) -> Response:
+            return HTMLResponse(SWAGGER_HTML)
+
+        t = TriggerRoutes(res)
+        routes += [
+            Route("/openapi.json", openapi),
+            Route("/docs", docs),
+            Route("/api/v1/triggers", t.create, methods=["POST"]),
+            Route("/api/v1/triggers", t.list, methods=["GET"]),
+            Route("/api/v1/triggers/{trigger_id}", t.get, methods=["GET"]),
+            Route("/api/v1/triggers/{trigger_id}", t.patch, methods=["PATCH"]),
+            Route("/api/v1/triggers/{trigger_id}", t.delete, methods=["DELETE"]),
+        ]
+
+    async def on_problem(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Problem)
+        return problem_response(exc)
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        detail = exc.detail if exc.status_code != 404 else f"No route {request.url.path}."
+        headers = dict(exc.headers) if exc.headers else None
+        return problem_response(Problem(exc.status_code, detail, headers=headers))
+
+    async def on_error(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, TRANSIENT_ERRORS | asyncio.TimeoutError):
+            logger.bind(action="dependency_error").warning("database unavailable: {}", exc)
+            return problem_response(
+                Problem(
+                    503, "The database is unavailable; try again.", headers={"Retry-After": "1"}
+                )
+            )
+        logger.bind(action="internal_error").exception("unhandled error on {}", request.url.path)
+        return problem_response(Problem(500, "Internal error; it has been logged."))
+
+    return Starlette(
+        routes=routes,
+        exception_handlers={Problem: on_problem, HTTPException: on_http, Exception: on_error},
+    )

@@ -1,0 +1,104 @@
+"""Request and response helpers: bounded JSON bodies, orjson responses, paging params."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from eventtrigger.domain.errors import FieldError
+from eventtrigger.roles.api.problems import Problem
+
+_MISSING = object()
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        orjson.dumps(body), status_code=status, media_type="application/json", headers=headers
+    )
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refusing (413) as soon as it exceeds `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise Problem(413, f"The body is larger than {limit} bytes.")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Problem(413, f"The body is larger than {limit} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request, limit: int, *, optional: bool = False) -> Any:
+    """Parse a JSON body: 413 too large, 415 not declared JSON, 400 not parseable.
+
+    With `optional`, an empty body (and no content type) reads as {}.
+    """
+    raw = await read_body(request, limit)
+    content_type = request.headers.get("content-type", "")
+    if optional and not raw.strip() and not content_type:
+        return {}
+    if not _is_json(content_type):
+        raise Problem(415, "Send the body as JSON with Content-Type: application/json.")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise Problem(400, f"The body is not valid JSON: {exc}") from None
+
+
+def query_limit(request: Request, default: int = 50, maximum: int = 500) -> int:
+    raw = request.query_params.get("limit")
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        raise Problem(
+            400,
+            "Invalid query parameter.",
+            [FieldError("limit", f"must be a whole number from 1 to {maximum}")],
+        )
+    return int(raw)
+
+
+def encode_cursor(value: str) -> str:
+    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
+
+
+def decode_cursor(request: Request) -> str | None:
+    raw = request.query_params.get("cursor")
+    if not raw:
+        return None
+    try:
+        return base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise Problem(
+            400,
+            "Invalid query parameter.",
+            [FieldError("cursor", "not a cursor returned by this API")],
+        ) from None
+
+
+def query_choice(request: Request, name: str, choices: tuple[str, ...]) -> str | None:
+    value = request.query_params.get(name)
+    if value is None or value == "":
+        return None
+    if value not in choices:
+        raise Problem(
+            400,
+            "Invalid query parameter.",
+            [FieldError(name, f"must be one of {', '.join(choices)}")],
+        )
+    return value

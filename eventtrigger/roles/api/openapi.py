@@ -1,0 +1,247 @@
+"""The OpenAPI 3.1 document, built from the very schemas the API validates with.
+
+JSON Schema 2020-12 is OpenAPI 3.1's schema dialect, so `domain/schemas.py` is embedded
+as is. Response shapes are described here; request shapes are never written twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eventtrigger import __version__
+from eventtrigger.domain.schemas import (
+    CONFIG_SCHEMAS,
+    TRIGGER_CREATE,
+    TRIGGER_PATCH,
+    TRIGGER_TYPES,
+)
+
+_CONFIG_NAMES = {
+    "webhook": "WebhookConfig",
+    "time_scheduled": "TimeScheduledConfig",
+    "cron_scheduled": "CronScheduledConfig",
+    "interval_scheduled": "IntervalScheduledConfig",
+}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/problem+json": {"schema": _ref("Problem")}},
+    }
+
+
+_ERRORS = {
+    "400": _problem("Invalid input; `errors` names every offending field."),
+    "401": _problem("Missing or invalid API key."),
+    "413": _problem("Body larger than the limit (1 MiB by default)."),
+    "415": _problem("Body not sent as application/json."),
+}
+_ID_PARAM = {"name": "trigger_id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _with_config_choice(schema: dict[str, Any]) -> dict[str, Any]:
+    props = dict(schema["properties"])
+    props["config"] = {
+        "oneOf": [_ref(_CONFIG_NAMES[t]) for t in TRIGGER_TYPES],
+        "description": props["config"]["description"],
+    }
+    return {**schema, "properties": props}
+
+
+def openapi_document(public_url: str) -> dict[str, Any]:
+    components: dict[str, Any] = {_CONFIG_NAMES[k]: v for k, v in CONFIG_SCHEMAS.items()}
+    components |= {
+        "TriggerCreate": _with_config_choice(TRIGGER_CREATE),
+        "TriggerPatch": _with_config_choice(TRIGGER_PATCH),
+        "Trigger": {
+            "type": "object",
+            "required": [
+                "id",
+                "name",
+                "type",
+                "status",
+                "config",
+                "signing_secret",
+                "created_at",
+                "updated_at",
+            ],
+            "properties": {
+                "id": {"type": "string", "description": "Unguessable, time-ordered (ULID)."},
+                "name": {"type": "string"},
+                "type": {"enum": list(TRIGGER_TYPES)},
+                "status": {"enum": ["active", "paused", "completed"]},
+                "config": {
+                    "oneOf": [_ref(_CONFIG_NAMES[t]) for t in TRIGGER_TYPES],
+                    "description": "Normalised: defaults filled in, `run_in` resolved to "
+                    "`run_at`, times in UTC.",
+                },
+                "webhook_url": {"type": "string", "description": "Webhook triggers only."},
+                "signing_secret": {"type": "string", "description": "`whsec_...`"},
+                "next_fire_at": {
+                    "type": ["string", "null"],
+                    "format": "date-time",
+                    "description": "Scheduled triggers only; null when none is pending.",
+                },
+                "created_at": {"type": "string", "format": "date-time"},
+                "updated_at": {"type": "string", "format": "date-time"},
+            },
+        },
+        "TriggerPage": {
+            "type": "object",
+            "required": ["items", "next_cursor"],
+            "properties": {
+                "items": {"type": "array", "items": _ref("Trigger")},
+                "next_cursor": {"type": ["string", "null"]},
+            },
+        },
+        "Problem": {
+            "type": "object",
+            "required": ["type", "title", "status", "detail"],
+            "properties": {
+                "type": {"type": "string"},
+                "title": {"type": "string"},
+                "status": {"type": "integer"},
+                "detail": {"type": "string"},
+                "errors": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+                    },
+                },
+            },
+        },
+    }
+    security: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
+    trigger_ok = _json(_ref("Trigger"), "The trigger.")
+    not_found = _problem("No such trigger.")
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "eventtrigger",
+            "version": __version__,
+            "description": "Call an HTTP endpoint at a time, on a schedule, or when a webhook "
+            "arrives.",
+        },
+        "servers": [{"url": public_url}],
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            },
+        },
+        "security": security,
+        "paths": {
+            "/api/v1/triggers": {
+                "post": {
+                    "summary": "Create a trigger",
+                    "operationId": "createTrigger",
+                    "requestBody": {"required": True, **_json(_ref("TriggerCreate"), "")},
+                    "responses": {"201": _json(_ref("Trigger"), "Created."), **_ERRORS},
+                },
+                "get": {
+                    "summary": "List triggers, newest first",
+                    "operationId": "listTriggers",
+                    "parameters": [
+                        {"name": "type", "in": "query", "schema": {"enum": list(TRIGGER_TYPES)}},
+                        {
+                            "name": "status",
+                            "in": "query",
+                            "schema": {"enum": ["active", "paused", "completed"]},
+                        },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": 500,
+                                "default": 50,
+                            },
+                        },
+                        {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                    ],
+                    "responses": {
+                        "200": _json(_ref("TriggerPage"), "A page."),
+                        "400": _ERRORS["400"],
+                        "401": _ERRORS["401"],
+                    },
+                },
+            },
+            "/api/v1/triggers/{trigger_id}": {
+                "parameters": [_ID_PARAM],
+                "get": {
+                    "summary": "Get a trigger",
+                    "operationId": "getTrigger",
+                    "responses": {"200": trigger_ok, "401": _ERRORS["401"], "404": not_found},
+                },
+                "patch": {
+                    "summary": "Update name, status (pause/resume) or the whole config",
+                    "operationId": "updateTrigger",
+                    "requestBody": {"required": True, **_json(_ref("TriggerPatch"), "")},
+                    "responses": {"200": trigger_ok, **_ERRORS, "404": not_found},
+                },
+                "delete": {
+                    "summary": "Delete a trigger and its pending occurrences (event logs stay)",
+                    "operationId": "deleteTrigger",
+                    "responses": {
+                        "204": {"description": "Deleted."},
+                        "401": _ERRORS["401"],
+                        "404": not_found,
+                    },
+                },
+            },
+            "/health": {
+                "get": {
+                    "summary": "Readiness",
+                    "security": [],
+                    "responses": {
+                        "200": {"description": "All roles and dependencies fine."},
+                        "503": {"description": "Something is not."},
+                    },
+                }
+            },
+            "/health/live": {
+                "get": {
+                    "summary": "Liveness",
+                    "security": [],
+                    "responses": {"200": {"description": "The process runs."}},
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "security": [],
+                    "responses": {"200": {"description": "Prometheus text format."}},
+                }
+            },
+        },
+    }
+
+
+SWAGGER_HTML = """<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>eventtrigger API</title>
+  <link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
+  <script>
+    window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui"});
+  </script>
+</body>
+</html>
+"""

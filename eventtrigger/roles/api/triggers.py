@@ -1,0 +1,158 @@
+"""Trigger management endpoints: create, get, list, update (incl. pause/resume), delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from eventtrigger.domain.errors import InvalidInput
+from eventtrigger.domain.schemas import SCHEDULED_TYPES, TRIGGER_TYPES
+from eventtrigger.domain.triggers import (
+    Limits,
+    first_fire,
+    iso,
+    plan_patch,
+    validate_create,
+    validate_patch,
+)
+from eventtrigger.ids import looks_like_id, new_id, new_signing_secret
+from eventtrigger.resources import Resources
+from eventtrigger.roles.api.auth import require_key
+from eventtrigger.roles.api.http import (
+    decode_cursor,
+    encode_cursor,
+    json_response,
+    query_choice,
+    query_limit,
+    read_json,
+)
+from eventtrigger.roles.api.problems import Problem
+from eventtrigger.store.db import Row
+from eventtrigger.store.triggers import TriggerRecord, TriggerStore, apply_patch
+
+
+def limits(res: Resources) -> Limits:
+    return Limits(
+        egress_allow=res.settings.egress_allow, retention_active=res.settings.retention_active
+    )
+
+
+def trigger_json(record: TriggerRecord, public_url: str) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": record.id,
+        "name": record.name,
+        "type": record.type,
+        "status": record.status,
+        "config": record.config,
+    }
+    if record.type == "webhook":
+        body["webhook_url"] = f"{public_url}/api/v1/webhook/{record.id}"
+    body["signing_secret"] = record.signing_secret
+    if record.type in SCHEDULED_TYPES:
+        body["next_fire_at"] = None if record.next_fire_at is None else iso(record.next_fire_at)
+    body["created_at"] = iso(record.created_at)
+    body["updated_at"] = iso(record.updated_at)
+    return body
+
+
+def _invalid(exc: InvalidInput) -> Problem:
+    return Problem(400, exc.detail, exc.errors)
+
+
+async def _existing(store: TriggerStore, trigger_id: str) -> TriggerRecord:
+    record = await store.get(trigger_id) if looks_like_id(trigger_id) else None
+    if record is None:
+        raise Problem(404, f"No trigger with id {trigger_id!r}.")
+    return record
+
+
+class TriggerRoutes:
+    def __init__(self, res: Resources) -> None:
+        self.res = res
+        self.store = TriggerStore(res.db)
+
+    async def create(self, request: Request) -> Response:
+        settings = self.res.settings
+        require_key(request, settings)
+        body = await read_json(request, settings.max_body_bytes)
+        now = self.res.clock.now()
+        try:
+            new = validate_create(body, now, limits(self.res))
+        except InvalidInput as exc:
+            raise _invalid(exc) from None
+        trigger_id = new_id(now)
+        record = await self.store.create(
+            trigger_id=trigger_id,
+            name=new.name,
+            kind=new.type,
+            status=new.status,
+            config=new.config,
+            signing_secret=new_signing_secret(),
+            first_fire=first_fire(new.type, new.config, now)
+            if new.type in SCHEDULED_TYPES
+            else None,
+            now=now,
+        )
+        location = f"/api/v1/triggers/{trigger_id}"
+        return json_response(trigger_json(record, settings.public_url), 201, {"Location": location})
+
+    async def list(self, request: Request) -> Response:
+        require_key(request, self.res.settings)
+        kind = query_choice(request, "type", TRIGGER_TYPES)
+        status = query_choice(request, "status", ("active", "paused", "completed"))
+        limit = query_limit(request)
+        cursor = decode_cursor(request)
+        records = await self.store.list(kind=kind, status=status, before_id=cursor, limit=limit + 1)
+        page = records[:limit]
+        more = len(records) > limit
+        return json_response(
+            {
+                "items": [trigger_json(r, self.res.settings.public_url) for r in page],
+                "next_cursor": encode_cursor(page[-1].id) if more and page else None,
+            }
+        )
+
+    async def get(self, request: Request) -> Response:
+        require_key(request, self.res.settings)
+        record = await _existing(self.store, request.path_params["trigger_id"])
+        return json_response(trigger_json(record, self.res.settings.public_url))
+
+    async def patch(self, request: Request) -> Response:
+        settings = self.res.settings
+        require_key(request, settings)
+        trigger_id = request.path_params["trigger_id"]
+        current = await _existing(self.store, trigger_id)
+        body = await read_json(request, settings.max_body_bytes)
+        now = self.res.clock.now()
+        try:
+            patch = validate_patch(body, current.type, now, limits(self.res))
+        except InvalidInput as exc:
+            raise _invalid(exc) from None
+
+        def decide(row: Row) -> Any:
+            try:
+                return plan_patch(
+                    kind=row["type"],
+                    name=row["name"],
+                    status=row["status"],
+                    config=row["config"],
+                    version=int(row["version"]),
+                    patch=patch,
+                    now=now,
+                )
+            except InvalidInput as exc:
+                raise _invalid(exc) from None
+
+        record = await apply_patch(self.res.db, trigger_id, decide, now)
+        if record is None:
+            raise Problem(404, f"No trigger with id {trigger_id!r}.")
+        return json_response(trigger_json(record, settings.public_url))
+
+    async def delete(self, request: Request) -> Response:
+        require_key(request, self.res.settings)
+        trigger_id = request.path_params["trigger_id"]
+        if not looks_like_id(trigger_id) or not await self.store.delete(trigger_id):
+            raise Problem(404, f"No trigger with id {trigger_id!r}.")
+        return Response(status_code=204)

@@ -1,0 +1,138 @@
+"""`eventtrigger run`: build shared resources once, run each role as a named task.
+
+One stop event: SIGTERM/SIGINT only set it. Roles see it, stop taking work, finish what
+they hold within the grace period and return. A role that dies takes the process down
+(TaskGroup cancels the rest) so the orchestrator restarts it, rather than running on
+half-dead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any
+
+import uvicorn
+from loguru import logger
+
+from eventtrigger.bus import kafka_ping
+from eventtrigger.clock import SystemClock
+from eventtrigger.config import Settings
+from eventtrigger.observability.health import Check, Health
+from eventtrigger.observability.metrics import Metrics
+from eventtrigger.resources import Resources
+from eventtrigger.roles.api.app import build_app
+from eventtrigger.store.db import TRANSIENT_ERRORS, Database
+
+Role = Callable[[Resources, asyncio.Event], Coroutine[Any, Any, None]]
+HEARTBEAT = 1.0
+
+
+async def idle_role(name: str, res: Resources, stop: asyncio.Event) -> None:
+    """A role whose work is not in this version yet: it only reports that it is alive."""
+    logger.bind(action="role_unimplemented", role=name).warning(
+        "role {} has no work to do in this version; it only heartbeats", name
+    )
+    while not stop.is_set():
+        res.health.beat(name)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), HEARTBEAT)
+
+
+async def api_role(res: Resources, stop: asyncio.Event) -> None:
+    """The API routes are served by the process's HTTP server; this loop is its heartbeat."""
+    while not stop.is_set():
+        res.health.beat("api")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), HEARTBEAT)
+
+
+def _roles() -> dict[str, Role]:
+    def idle(name: str) -> Role:
+        return lambda res, stop: idle_role(name, res, stop)
+
+    return {
+        "api": api_role,
+        "scheduler": idle("scheduler"),
+        "worker": idle("worker"),
+        "retention": idle("retention"),
+    }
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: our stop event owns shutdown."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def _serve_http(server: _Server, stop: asyncio.Event) -> None:
+    serving = asyncio.create_task(server.serve(), name="http-server")
+    stopping = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if serving in done:
+        stopping.cancel()
+        serving.result()  # re-raise a failed start (e.g. port in use)
+        raise RuntimeError("the HTTP server stopped on its own")
+    server.should_exit = True
+    await serving
+
+
+async def _connect_db(db: Database, stop: asyncio.Event, attempts: int = 30) -> None:
+    """The database may still be starting (compose); wait for it a little while."""
+    for attempt in range(1, attempts + 1):
+        try:
+            await db.connect()
+            return
+        except TRANSIENT_ERRORS as exc:
+            if attempt == attempts or stop.is_set():
+                raise
+            logger.bind(action="db_wait").warning("database not reachable yet: {}", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+
+
+async def run(settings: Settings, roles: tuple[str, ...]) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    db = Database(settings.database)
+    await _connect_db(db, stop)
+    checks: dict[str, Check] = {"database": db.ping}
+    if set(roles) & {"api", "scheduler", "worker"}:
+        checks["kafka"] = lambda: kafka_ping(settings)
+    res = Resources(
+        settings=settings,
+        clock=SystemClock(),
+        db=db,
+        health=Health(roles, checks),
+        metrics=Metrics(),
+    )
+    config = uvicorn.Config(
+        build_app(res, api="api" in roles),
+        host=settings.http_host,
+        port=settings.http_port,
+        loop="none",
+        http="httptools",
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.shutdown_grace.total_seconds()) or None,
+    )
+    logger.bind(action="started", roles=list(roles)).info(
+        "eventtrigger serving {} on {}:{}", ",".join(roles), settings.http_host, settings.http_port
+    )
+    registry = _roles()
+    try:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(_serve_http(_Server(config), stop), name="http")
+            for role in roles:
+                group.create_task(registry[role](res, stop), name=role)
+    finally:
+        await db.close()
+    logger.bind(action="stopped").info("eventtrigger stopped")

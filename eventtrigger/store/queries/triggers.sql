@@ -1,0 +1,58 @@
+-- Triggers and their occurrences (trigger_schedules), as the API manages them.
+
+-- name: insert
+INSERT INTO triggers (id, name, type, status, config, signing_secret, version, created_at, updated_at)
+VALUES (%s, %s, %s, %s, %s, %s, 1, %s, %s);
+
+-- name: select
+-- next_fire_at is derived from the pending occurrence, so it can never disagree with it.
+SELECT t.id, t.name, t.type, t.status, t.config, t.signing_secret, t.version,
+       t.created_at, t.updated_at,
+       (SELECT MIN(s.fire_at) FROM trigger_schedules s
+         WHERE s.trigger_id = t.id AND s.status IN ('pending', 'processing')) AS next_fire_at
+FROM triggers t
+WHERE t.id = %s;
+
+-- name: select_for_update
+SELECT id, name, type, status, config, version FROM triggers WHERE id = %s FOR UPDATE;
+
+-- name: list
+-- Newest first; ids are time-ordered so `id < cursor` is a stable keyset page.
+-- A filter given as NULL is constant-folded away by the optimizer.
+SELECT t.id, t.name, t.type, t.status, t.config, t.signing_secret, t.version,
+       t.created_at, t.updated_at,
+       (SELECT MIN(s.fire_at) FROM trigger_schedules s
+         WHERE s.trigger_id = t.id AND s.status IN ('pending', 'processing')) AS next_fire_at
+FROM triggers t
+WHERE (%s IS NULL OR t.type = %s)
+  AND (%s IS NULL OR t.status = %s)
+  AND (%s IS NULL OR t.id < %s)
+ORDER BY t.id DESC
+LIMIT %s;
+
+-- name: update
+UPDATE triggers SET name = %s, status = %s, config = %s, version = %s, updated_at = %s
+WHERE id = %s;
+
+-- name: delete
+DELETE FROM triggers WHERE id = %s;
+
+-- name: insert_occurrence
+-- Re-adding an occurrence that a pause or edit cancelled revives the same row; one that
+-- is pending, processing or completed is left alone (it already exists or already fired).
+INSERT INTO trigger_schedules (trigger_id, fire_at, status, created_at, updated_at)
+VALUES (%s, %s, 'pending', %s, %s)
+ON DUPLICATE KEY UPDATE
+  lease_owner = IF(status = 'cancelled', NULL, lease_owner),
+  lease_until = IF(status = 'cancelled', NULL, lease_until),
+  updated_at = IF(status = 'cancelled', %s, updated_at),
+  status = IF(status = 'cancelled', 'pending', status);
+
+-- name: cancel_occurrences
+-- Also occurrences already claimed: the scheduler re-checks the row when it fires.
+UPDATE trigger_schedules SET status = 'cancelled', lease_owner = NULL, lease_until = NULL,
+       updated_at = %s
+WHERE trigger_id = %s AND status IN ('pending', 'processing');
+
+-- name: delete_occurrences
+DELETE FROM trigger_schedules WHERE trigger_id = %s;

@@ -1,0 +1,156 @@
+"""Trigger persistence: every write that touches a trigger and its occurrences is one
+transaction, so a trigger is never saved without its next occurrence (or vice versa)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from eventtrigger.store.db import Database, Row, Tx, read_json, read_time, write_json
+from eventtrigger.store.queries import Q
+
+
+@dataclass(frozen=True)
+class TriggerRecord:
+    id: str
+    name: str
+    type: str
+    status: str
+    config: dict[str, Any]
+    signing_secret: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    next_fire_at: datetime | None
+
+
+def _record(row: Row) -> TriggerRecord:
+    created = read_time(row["created_at"])
+    updated = read_time(row["updated_at"])
+    assert created is not None and updated is not None
+    return TriggerRecord(
+        id=row["id"],
+        name=row["name"],
+        type=row["type"],
+        status=row["status"],
+        config=read_json(row["config"]),
+        signing_secret=row["signing_secret"],
+        version=int(row["version"]),
+        created_at=created,
+        updated_at=updated,
+        next_fire_at=read_time(row["next_fire_at"]),
+    )
+
+
+class TriggerStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def create(
+        self,
+        *,
+        trigger_id: str,
+        name: str,
+        kind: str,
+        status: str,
+        config: dict[str, Any],
+        signing_secret: str,
+        first_fire: datetime | None,
+        now: datetime,
+    ) -> TriggerRecord:
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                Q["triggers.insert"],
+                (trigger_id, name, kind, status, write_json(config), signing_secret, now, now),
+            )
+            if first_fire is not None and status == "active":
+                await add_occurrence(tx, trigger_id, first_fire, now)
+            record = await self._select(tx, trigger_id)
+        assert record is not None
+        return record
+
+    async def get(self, trigger_id: str) -> TriggerRecord | None:
+        async with self.db.connection() as tx:
+            return await self._select(tx, trigger_id)
+
+    async def list(
+        self, *, kind: str | None, status: str | None, before_id: str | None, limit: int
+    ) -> list[TriggerRecord]:
+        async with self.db.connection() as tx:
+            rows = await tx.fetch_all(
+                Q["triggers.list"], (kind, kind, status, status, before_id, before_id, limit)
+            )
+        return [_record(r) for r in rows]
+
+    async def delete(self, trigger_id: str) -> bool:
+        async with self.db.transaction() as tx:
+            await tx.execute(Q["triggers.delete_occurrences"], (trigger_id,))
+            return await tx.execute(Q["triggers.delete"], (trigger_id,)) == 1
+
+    async def _select(self, tx: Tx, trigger_id: str) -> TriggerRecord | None:
+        row = await tx.fetch_one(Q["triggers.select"], (trigger_id,))
+        return None if row is None else _record(row)
+
+    async def select_in(self, tx: Tx, trigger_id: str) -> TriggerRecord | None:
+        return await self._select(tx, trigger_id)
+
+
+async def lock(tx: Tx, trigger_id: str) -> Row | None:
+    """Lock the trigger row for the rest of `tx` (serialises concurrent edits)."""
+    row = await tx.fetch_one(Q["triggers.select_for_update"], (trigger_id,))
+    if row is not None:
+        row["config"] = read_json(row["config"])
+    return row
+
+
+async def add_occurrence(tx: Tx, trigger_id: str, fire_at: datetime, now: datetime) -> None:
+    await tx.execute(Q["triggers.insert_occurrence"], (trigger_id, fire_at, now, now, now))
+
+
+async def cancel_occurrences(tx: Tx, trigger_id: str, now: datetime) -> None:
+    await tx.execute(Q["triggers.cancel_occurrences"], (now, trigger_id))
+
+
+async def update(
+    tx: Tx,
+    trigger_id: str,
+    *,
+    name: str,
+    status: str,
+    config: dict[str, Any],
+    version: int,
+    now: datetime,
+) -> None:
+    await tx.execute(
+        Q["triggers.update"], (name, status, write_json(config), version, now, trigger_id)
+    )
+
+
+async def apply_patch(
+    db: Database, trigger_id: str, decide: Any, now: datetime
+) -> TriggerRecord | None:
+    """Lock the trigger, let `decide(row)` plan the change (it may raise), apply it.
+
+    None if the trigger does not exist.
+    """
+    async with db.transaction() as tx:
+        row = await lock(tx, trigger_id)
+        if row is None:
+            return None
+        plan = decide(row)
+        await update(
+            tx,
+            trigger_id,
+            name=plan.name,
+            status=plan.status,
+            config=plan.config,
+            version=plan.version,
+            now=now,
+        )
+        if plan.reschedule:
+            await cancel_occurrences(tx, trigger_id, now)
+            if plan.next_fire_at is not None:
+                await add_occurrence(tx, trigger_id, plan.next_fire_at, now)
+        record = await TriggerStore(db).select_in(tx, trigger_id)
+    return record
