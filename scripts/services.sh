@@ -146,7 +146,7 @@ launch_detached() {
 # the logs stay bounded and a failure tail shows only this start).
 rotate_log() {
     mkdir -p "$(dirname "$1")"
-    [[ -f $1 ]] && mv -f "$1" "$1.1"
+    if [[ -f $1 ]]; then mv -f "$1" "$1.1"; fi
     : >"$1"
 }
 
@@ -172,7 +172,7 @@ apt_install() {
         fi
         DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"
     } >>"$APT_LOG" 2>&1 || rc=$?
-    [[ $made_policy -eq 1 ]] && rm -f /usr/sbin/policy-rc.d
+    if [[ $made_policy -eq 1 ]]; then rm -f /usr/sbin/policy-rc.d; fi
     [[ $rc -eq 0 ]] || fail "apt-get failed (exit $rc) installing: $*"
 }
 
@@ -236,7 +236,7 @@ db_prepare() {
     fi
     if mysql_answers "$DB_PORT"; then
         # Something healthy already serves MySQL there: reuse it.
-        pid_alive "$DB_PIDFILE" mariadbd && DB_OURS=1
+        if pid_alive "$DB_PIDFILE" mariadbd; then DB_OURS=1; fi
         return
     fi
     if pid_alive "$DB_PIDFILE" mariadbd; then
@@ -377,7 +377,7 @@ kafka_prepare() {
         return
     fi
     if kafka_answers "$KAFKA_PORT"; then
-        pid_alive "$KAFKA_PIDFILE" kafka.Kafka && KAFKA_OURS=1
+        if pid_alive "$KAFKA_PIDFILE" kafka.Kafka; then KAFKA_OURS=1; fi
         return
     fi
     if pid_alive "$KAFKA_PIDFILE" kafka.Kafka; then
