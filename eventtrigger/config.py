@@ -68,6 +68,7 @@ class Settings:
     kafka_topic: str = "eventtrigger.jobs"
     kafka_group: str = "eventtrigger-workers"
     kafka_partitions: int = 6
+    kafka_replication: int = 1
     http_host: str = "0.0.0.0"
     http_port: int = 8080
     public_url: str = "http://localhost:8080"
@@ -81,6 +82,11 @@ class Settings:
     log_format: Literal["json", "text"] = "json"
     max_body_bytes: int = 1024 * 1024
     shutdown_grace: timedelta = timedelta(seconds=30)
+    # How long work held by a process that died waits before another process takes it:
+    # claimed occurrences, unpublished events, deliveries in progress.
+    recovery_after: timedelta = timedelta(seconds=10)
+    worker_concurrency: int = 256
+    worker_per_host: int = 32
 
     @property
     def dlq_topic(self) -> str:
@@ -156,6 +162,7 @@ class _Reader:
             kafka_topic=self._topic(),
             kafka_group=self._get("KAFKA_GROUP", "eventtrigger-workers") or "eventtrigger-workers",
             kafka_partitions=self._int("KAFKA_PARTITIONS", "6", 1, 1000, "a partition count"),
+            kafka_replication=self._int("KAFKA_REPLICATION", "1", 1, 10, "a replication factor"),
             http_host=self._get("HTTP_HOST", "0.0.0.0"),
             http_port=self._int("HTTP_PORT", "8080", 1, 65535, "a port number"),
             public_url=public_url,
@@ -177,6 +184,9 @@ class _Reader:
                 "MAX_BODY_BYTES", str(1024 * 1024), 1024, 64 * 1024 * 1024, "a size in bytes"
             ),
             shutdown_grace=self._duration("SHUTDOWN_GRACE", "30s", timedelta(0)),
+            recovery_after=self._duration("RECOVERY_AFTER", "10s", timedelta(seconds=1)),
+            worker_concurrency=self._int("WORKER_CONCURRENCY", "256", 1, 10000, "a task count"),
+            worker_per_host=self._int("WORKER_PER_HOST", "32", 1, 10000, "a task count"),
         )
 
     def _topic(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from eventtrigger.bus import Publisher
 from eventtrigger.clock import Clock
 from eventtrigger.config import Settings
 from eventtrigger.observability.health import Health
@@ -18,3 +19,9 @@ class Resources:
     db: Database
     health: Health
     metrics: Metrics
+    publisher: Publisher | None = None  # processes whose roles publish jobs
+
+    @property
+    def jobs(self) -> Publisher:
+        assert self.publisher is not None, "this process has no Kafka publisher"
+        return self.publisher

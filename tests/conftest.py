@@ -21,7 +21,8 @@ def test_environ(**overrides: str) -> dict[str, str]:
     url = urlsplit(
         os.environ.get("EVENTTRIGGER_DATABASE_URL", "mysql://root@127.0.0.1:3306/eventtrigger")
     )
-    database = url.path.lstrip("/") + "_test"
+    # A separate database; EVENTTRIGGER_TEST_DATABASE lets two test runs share a server.
+    database = os.environ.get("EVENTTRIGGER_TEST_DATABASE", url.path.lstrip("/") + "_test")
     env = {
         "EVENTTRIGGER_DATABASE_URL": urlunsplit(url._replace(path=f"/{database}")),
         "EVENTTRIGGER_KAFKA_BOOTSTRAP": os.environ.get(

@@ -35,6 +35,7 @@ class EventtriggerProcess:
         }
         self._roles = roles
         self.proc: subprocess.Popen[bytes] | None = None
+        self.env = env
 
     def start(self, timeout: float = 30.0) -> None:
         log = self.log_path.open("ab")

@@ -15,19 +15,22 @@ from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import uvicorn
+from aiokafka.errors import KafkaError
 from loguru import logger
 
-from eventtrigger.bus import kafka_ping
+from eventtrigger.bus import Publisher, ensure_topics, kafka_ping
 from eventtrigger.clock import SystemClock
 from eventtrigger.config import Settings
 from eventtrigger.observability.health import Check, Health
 from eventtrigger.observability.metrics import Metrics
 from eventtrigger.resources import Resources
+from eventtrigger.roles import scheduler, worker
 from eventtrigger.roles.api.app import build_app
 from eventtrigger.store.db import TRANSIENT_ERRORS, Database
 
 Role = Callable[[Resources, asyncio.Event], Coroutine[Any, Any, None]]
 HEARTBEAT = 1.0
+KAFKA_ERRORS = (KafkaError, OSError)
 
 
 async def idle_role(name: str, res: Resources, stop: asyncio.Event) -> None:
@@ -55,8 +58,8 @@ def _roles() -> dict[str, Role]:
 
     return {
         "api": api_role,
-        "scheduler": idle("scheduler"),
-        "worker": idle("worker"),
+        "scheduler": scheduler.run,
+        "worker": worker.run,
         "retention": idle("retention"),
     }
 
@@ -81,16 +84,22 @@ async def _serve_http(server: _Server, stop: asyncio.Event) -> None:
     await serving
 
 
-async def _connect_db(db: Database, stop: asyncio.Event, attempts: int = 30) -> None:
-    """The database may still be starting (compose); wait for it a little while."""
+async def _wait_for(
+    what: str,
+    connect: Callable[[], Coroutine[Any, Any, None]],
+    errors: tuple[type[BaseException], ...],
+    stop: asyncio.Event,
+    attempts: int = 60,
+) -> None:
+    """A dependency may still be starting (compose); wait for it a little while."""
     for attempt in range(1, attempts + 1):
         try:
-            await db.connect()
+            await connect()
             return
-        except TRANSIENT_ERRORS as exc:
+        except errors as exc:
             if attempt == attempts or stop.is_set():
                 raise
-            logger.bind(action="db_wait").warning("database not reachable yet: {}", exc)
+            logger.bind(action="dependency_wait").warning("{} not reachable yet: {!r}", what, exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
 
@@ -102,16 +111,21 @@ async def run(settings: Settings, roles: tuple[str, ...]) -> None:
         loop.add_signal_handler(sig, stop.set)
 
     db = Database(settings.database)
-    await _connect_db(db, stop)
+    await _wait_for("database", db.connect, TRANSIENT_ERRORS, stop)
     checks: dict[str, Check] = {"database": db.ping}
+    publisher = None
     if set(roles) & {"api", "scheduler", "worker"}:
         checks["kafka"] = lambda: kafka_ping(settings)
+        await _wait_for("kafka", lambda: ensure_topics(settings), KAFKA_ERRORS, stop)
+        publisher = Publisher(settings)
+        await _wait_for("kafka", publisher.start, KAFKA_ERRORS, stop)
     res = Resources(
         settings=settings,
         clock=SystemClock(),
         db=db,
         health=Health(roles, checks),
         metrics=Metrics(),
+        publisher=publisher,
     )
     config = uvicorn.Config(
         build_app(res, api="api" in roles),
@@ -134,5 +148,7 @@ async def run(settings: Settings, roles: tuple[str, ...]) -> None:
             for role in roles:
                 group.create_task(registry[role](res, stop), name=role)
     finally:
+        if publisher is not None:
+            await publisher.stop()
         await db.close()
     logger.bind(action="stopped").info("eventtrigger stopped")

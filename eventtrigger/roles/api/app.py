@@ -3,8 +3,6 @@ routes when the process runs the api role."""
 
 from __future__ import annotations
 
-import asyncio
-
 from loguru import logger
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -14,6 +12,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from eventtrigger.resources import Resources
+from eventtrigger.roles.api.firing import FiringRoutes
 from eventtrigger.roles.api.http import json_response
 from eventtrigger.roles.api.openapi import SWAGGER_HTML, openapi_document
 from eventtrigger.roles.api.problems import Problem, problem_response
@@ -47,6 +46,7 @@ def build_app(res: Resources, *, api: bool) -> Starlette:
             return HTMLResponse(SWAGGER_HTML)
 
         t = TriggerRoutes(res)
+        f = FiringRoutes(res)
         routes += [
             Route("/openapi.json", openapi),
             Route("/docs", docs),
@@ -55,6 +55,9 @@ def build_app(res: Resources, *, api: bool) -> Starlette:
             Route("/api/v1/triggers/{trigger_id}", t.get, methods=["GET"]),
             Route("/api/v1/triggers/{trigger_id}", t.patch, methods=["PATCH"]),
             Route("/api/v1/triggers/{trigger_id}", t.delete, methods=["DELETE"]),
+            Route("/api/v1/triggers/{trigger_id}/test", f.test_trigger, methods=["POST"]),
+            Route("/api/v1/test-runs", f.test_run, methods=["POST"]),
+            Route("/api/v1/webhook/{trigger_id}", f.webhook, methods=["POST"]),
         ]
 
     async def on_problem(request: Request, exc: Exception) -> Response:
@@ -68,7 +71,7 @@ def build_app(res: Resources, *, api: bool) -> Starlette:
         return problem_response(Problem(exc.status_code, detail, headers=headers))
 
     async def on_error(request: Request, exc: Exception) -> Response:
-        if isinstance(exc, TRANSIENT_ERRORS | asyncio.TimeoutError):
+        if isinstance(exc, (*TRANSIENT_ERRORS, TimeoutError)):
             logger.bind(action="dependency_error").warning("database unavailable: {}", exc)
             return problem_response(
                 Problem(

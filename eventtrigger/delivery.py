@@ -1,0 +1,124 @@
+"""HTTP delivery: one aiohttp session per process, the SSRF guard, signing, outcomes.
+
+The SSRF guard sits in the resolver, so it judges the addresses the connection will
+actually use (after DNS), not the name in the URL; IP-literal hosts, which aiohttp does
+not resolve, are judged before the request. Redirects are never followed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import orjson
+from aiohttp.abc import ResolveResult
+from aiohttp.resolver import ThreadedResolver
+
+from eventtrigger import __version__
+from eventtrigger.domain.durations import parse_duration
+from eventtrigger.domain.egress import IPNetwork, refusal
+from eventtrigger.domain.signing import sign
+
+MAX_ERROR = 500  # characters of an error or response kept in the event log
+
+
+class EgressRefused(OSError):
+    """The endpoint resolves only to addresses deliveries may not reach."""
+
+
+class GuardedResolver(ThreadedResolver):
+    def __init__(self, allowed: tuple[IPNetwork, ...]) -> None:
+        super().__init__()
+        self._allowed = allowed
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await super().resolve(host, port, family)
+        allowed = [r for r in results if _why(r["host"], self._allowed) is None]
+        if not allowed:
+            raise EgressRefused(_why(results[0]["host"], self._allowed) if results else host)
+        return allowed
+
+
+def _why(host: str, allowed: tuple[IPNetwork, ...]) -> str | None:
+    return refusal(ipaddress.ip_address(host.split("%", 1)[0]), allowed)
+
+
+@dataclass(frozen=True)
+class Result:
+    status_code: int | None
+    error: str | None
+    retry_after: str | None
+    permanent: bool = False  # refused by policy: retrying cannot help
+
+
+class Deliverer:
+    def __init__(self, allowed: tuple[IPNetwork, ...]) -> None:
+        self._allowed = allowed
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(
+            resolver=GuardedResolver(self._allowed), limit=0, ttl_dns_cache=10
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar()
+        )
+
+    async def stop(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def send(self, job: dict[str, Any], now: datetime) -> Result:
+        assert self._session is not None
+        request = job["request"]
+        host = urlsplit(request["url"]).hostname or ""
+        try:
+            literal = ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            literal = None
+        if literal is not None and (why := refusal(literal, self._allowed)) is not None:
+            return Result(None, f"refused: {why}", None, permanent=True)
+        body = b"" if request["body"] is None else orjson.dumps(request["body"])
+        timestamp = int(now.timestamp())
+        headers = {
+            **request["headers"],
+            "User-Agent": f"eventtrigger/{__version__}",
+            "webhook-id": job["event_id"],
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": sign(job["signing_secret"], job["event_id"], timestamp, body),
+        }
+        if request["body"] is not None:
+            headers.setdefault("Content-Type", "application/json")
+        timeout = parse_duration(job["timeout"]).total_seconds()
+        try:
+            async with self._session.request(
+                request["method"],
+                request["url"],
+                data=body if request["body"] is not None else None,
+                headers=headers,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+            ) as response:
+                text = await response.content.read(MAX_ERROR)
+                ok = 200 <= response.status < 300
+                error = None if ok else f"HTTP {response.status}: {text.decode(errors='replace')}"
+                return Result(response.status, error, response.headers.get("Retry-After"))
+        except TimeoutError:
+            return Result(None, f"timed out after {job['timeout']}", None)
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, EgressRefused):
+                return Result(None, f"refused: {exc.os_error}", None, permanent=True)
+            return Result(None, _short(exc), None)
+        except (aiohttp.ClientError, OSError) as exc:
+            return Result(None, _short(exc), None)
+
+
+def _short(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:MAX_ERROR]

@@ -1,0 +1,96 @@
+"""Events and the Kafka job message (pure).
+
+An event row holds everything needed to (re)build its job: the payload and a `request`
+snapshot of the trigger's delivery settings taken when it fired, so edits after a firing
+never change it and a re-publish sends exactly what the first publish sent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from eventtrigger.domain.triggers import iso, parse_iso
+
+MESSAGE_VERSION = 1
+BODYLESS_METHODS = frozenset({"GET", "DELETE"})
+TEST_RUN_NOTE = "test run"
+
+
+def request_snapshot(config: dict[str, Any], signing_secret: str) -> dict[str, Any]:
+    return {
+        "url": config["endpoint"],
+        "method": config["method"],
+        "headers": config["headers"],
+        "timeout": config["timeout"],
+        "retry": config["retry"],
+        "signing_secret": signing_secret,
+    }
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    id: str
+    trigger_id: str | None
+    trigger_type: str
+    source: str  # api | scheduled | manual-test
+    scheduled_at: datetime
+    fired_at: datetime
+    payload: Any
+    request: dict[str, Any]
+    next_attempt_at: datetime  # republish deadline if nothing finished it by then
+    occurrence_id: int | None = None
+    is_test_run: bool = False
+    note: str | None = None
+
+
+def job_message(event: dict[str, Any]) -> dict[str, Any]:
+    """The v1 job for an event row (a dict with event_logs column names)."""
+    request = event["request"]
+    method = request["method"]
+    return {
+        "v": MESSAGE_VERSION,
+        "event_id": event["id"],
+        "trigger_id": event["trigger_id"],
+        "trigger_type": event["trigger_type"],
+        "source": event["source"],
+        "is_test_run": bool(event["is_test_run"]),
+        "scheduled_at": iso(event["scheduled_at"]),
+        "fired_at": iso(event["fired_at"]),
+        "attempt": int(event["attempts"]) + 1,
+        "request": {
+            "url": request["url"],
+            "method": method,
+            "headers": request["headers"],
+            "body": None if method in BODYLESS_METHODS else event["payload"],
+        },
+        "timeout": request["timeout"],
+        "retry": request["retry"],
+        "signing_secret": request["signing_secret"],
+    }
+
+
+def event_dict(event: NewEvent) -> dict[str, Any]:
+    """A NewEvent in the shape `job_message` reads (no attempts made yet)."""
+    return {
+        "id": event.id,
+        "trigger_id": event.trigger_id,
+        "trigger_type": event.trigger_type,
+        "source": event.source,
+        "is_test_run": event.is_test_run,
+        "scheduled_at": event.scheduled_at,
+        "fired_at": event.fired_at,
+        "payload": event.payload,
+        "request": event.request,
+        "attempts": 0,
+    }
+
+
+def message_key(message: dict[str, Any]) -> bytes:
+    """Trigger id (event id for pure test runs): one trigger's jobs share a partition."""
+    return str(message["trigger_id"] or message["event_id"]).encode()
+
+
+def scheduled_time(message: dict[str, Any]) -> datetime:
+    return parse_iso(message["scheduled_at"])

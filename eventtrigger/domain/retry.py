@@ -1,0 +1,68 @@
+"""Delivery outcomes and retry timing (pure; `now` and the jitter draw are passed in).
+
+Attempt n+1 waits min(max_delay, initial_delay * 2^(n-1)) plus up to 20% jitter (never
+less). A Retry-After answer (seconds or an HTTP date) raises that wait, up to one hour.
+Network errors, timeouts, 408, 425, 429 and 5xx are retried; 2xx is success; anything
+else (3xx included: redirects are not followed) fails at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+
+from eventtrigger.domain.triggers import JITTER, retry_delay
+
+RETRY_AFTER_CAP = timedelta(hours=1)
+RETRYABLE_STATUSES = frozenset({408, 425, 429})
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # success | retrying | failure
+    next_attempt_at: datetime | None
+
+
+def is_retryable(status_code: int | None) -> bool:
+    """None means no answer at all (network error, timeout): always worth another try."""
+    return status_code is None or status_code in RETRYABLE_STATUSES or status_code >= 500
+
+
+def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        wait = timedelta(seconds=int(value))
+    else:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        wait = when - now
+    return max(timedelta(0), min(wait, RETRY_AFTER_CAP))
+
+
+def decide(
+    *,
+    attempt: int,
+    max_attempts: int,
+    status_code: int | None,
+    retry_after: timedelta | None,
+    initial_delay: timedelta,
+    max_delay: timedelta,
+    now: datetime,
+    jitter_draw: float,
+) -> Outcome:
+    """What happens after attempt number `attempt` (1-based) got `status_code`."""
+    if status_code is not None and 200 <= status_code < 300:
+        return Outcome("success", None)
+    if not is_retryable(status_code) or attempt >= max_attempts:
+        return Outcome("failure", None)
+    wait = retry_delay(attempt, initial_delay, max_delay) * (1 + JITTER * jitter_draw)
+    if retry_after is not None and retry_after > wait:
+        wait = retry_after
+    return Outcome("retrying", now + wait)

@@ -1,0 +1,235 @@
+"""Firing from the API: webhook calls and test runs.
+
+Each creates its event row (and, for webhooks, the Idempotency-Key mapping) in one
+transaction, then publishes the job. If the publish fails the call still succeeds: the
+row is the truth, and the scheduler re-publishes it when its deadline passes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import jsonschema_rs
+from asyncmy.errors import IntegrityError
+from loguru import logger
+from starlette.requests import Request
+from starlette.responses import Response
+
+from eventtrigger.domain.errors import FieldError, InvalidInput, join_path
+from eventtrigger.domain.jobs import (
+    TEST_RUN_NOTE,
+    NewEvent,
+    event_dict,
+    job_message,
+    request_snapshot,
+)
+from eventtrigger.domain.triggers import TEST, TEST_RUN_BODY, normalise_config
+from eventtrigger.ids import looks_like_id, new_id, new_signing_secret
+from eventtrigger.resources import Resources
+from eventtrigger.roles.api.auth import require_key
+from eventtrigger.roles.api.http import json_response, read_json
+from eventtrigger.roles.api.problems import Problem
+from eventtrigger.roles.api.triggers import limits
+from eventtrigger.store.db import DUPLICATE_KEY
+from eventtrigger.store.events import insert_events
+from eventtrigger.store.queries import Q
+from eventtrigger.store.triggers import TriggerRecord, TriggerStore
+
+_IDEMPOTENCY_KEY_CHARS = frozenset(chr(c) for c in range(0x21, 0x7F))
+
+
+class ValidatorCache:
+    """Compiled webhook schemas, per trigger version (an edit bumps the version)."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self._size = size
+        self._cache: dict[tuple[str, int], Any] = {}
+
+    def get(self, record: TriggerRecord) -> Any:
+        key = (record.id, record.version)
+        validator = self._cache.get(key)
+        if validator is None:
+            if len(self._cache) >= self._size:
+                self._cache.pop(next(iter(self._cache)))
+            validator = jsonschema_rs.validator_for(record.config["schema"], offline=True)
+            self._cache[key] = validator
+        return validator
+
+
+def payload_errors(validator: Any, payload: Any, root: str) -> list[FieldError]:
+    return [
+        FieldError(join_path((root, *e.instance_path)), e.message)
+        for e in validator.iter_errors(payload)
+    ]
+
+
+class FiringRoutes:
+    def __init__(self, res: Resources) -> None:
+        self.res = res
+        self.store = TriggerStore(res.db)
+        self.validators = ValidatorCache()
+
+    async def _fire(self, event: NewEvent, idempotency: tuple[str, str, str] | None = None) -> str:
+        """Store the event (and idempotency key), publish; the event id that stands."""
+        now = self.res.clock.now()
+        async with self.res.db.transaction() as tx:
+            if idempotency is not None:
+                scope, key, digest = idempotency
+                await tx.execute(Q["idempotency.insert"], (scope, key, event.id, digest, now))
+            await insert_events(tx, [event], now)
+        await self.res.jobs.publish([job_message(event_dict(event))])
+        logger.bind(
+            action="fired",
+            trigger_id=event.trigger_id,
+            event_id=event.id,
+            attempt=1,
+            source=event.source,
+        ).info("fired")
+        return event.id
+
+    def _event(
+        self,
+        *,
+        record_id: str | None,
+        kind: str,
+        source: str,
+        payload: Any,
+        request: dict[str, Any],
+        test: bool,
+    ) -> NewEvent:
+        now = self.res.clock.now()
+        return NewEvent(
+            id=new_id(now),
+            trigger_id=record_id,
+            trigger_type=kind,
+            source=source,
+            scheduled_at=now,
+            fired_at=now,
+            payload=payload,
+            request=request,
+            next_attempt_at=now + self.res.settings.recovery_after,
+            is_test_run=test,
+            note=TEST_RUN_NOTE if test else None,
+        )
+
+    async def webhook(self, request: Request) -> Response:
+        trigger_id = request.path_params["trigger_id"]
+        record = await self.store.get(trigger_id) if looks_like_id(trigger_id) else None
+        if record is None or record.type != "webhook":
+            raise Problem(404, f"No webhook trigger with id {trigger_id!r}.")
+        if record.status != "active":
+            raise Problem(409, f"The trigger is {record.status}; it accepts no calls.")
+        key = request.headers.get("idempotency-key")
+        if key is not None and (not 1 <= len(key) <= 255 or not set(key) <= _IDEMPOTENCY_KEY_CHARS):
+            raise Problem(
+                400,
+                "Invalid header.",
+                [FieldError("Idempotency-Key", "use 1-255 visible ASCII characters")],
+            )
+        payload = await read_json(request, self.res.settings.max_body_bytes)
+        errors = payload_errors(self.validators.get(record), payload, "$")
+        if errors:
+            raise Problem(400, "The payload does not match the trigger's schema.", errors)
+        event = self._event(
+            record_id=record.id,
+            kind="webhook",
+            source="api",
+            payload=payload,
+            request=request_snapshot(record.config, record.signing_secret),
+            test=False,
+        )
+        if key is None:
+            return json_response({"event_id": await self._fire(event)}, 202)
+        digest = hashlib.sha256(await request.body()).hexdigest()
+        earlier = await self._earlier(record.id, key, digest)
+        if earlier is not None:
+            return earlier
+        try:
+            event_id = await self._fire(event, (record.id, key, digest))
+        except IntegrityError as exc:  # a concurrent call with the same key won the insert
+            if exc.args[0] != DUPLICATE_KEY:
+                raise
+            earlier = await self._earlier(record.id, key, digest)
+            if earlier is None:
+                raise
+            return earlier
+        return json_response({"event_id": event_id}, 202)
+
+    async def _earlier(self, scope: str, key: str, digest: str) -> Response | None:
+        """The answer for a repeated Idempotency-Key within the retention window, if any."""
+        horizon = self.res.clock.now() - self.res.settings.retention_total
+        async with self.res.db.connection() as tx:
+            await tx.execute(Q["idempotency.delete_expired"], (scope, key, horizon))
+            row = await tx.fetch_one(Q["idempotency.select"], (scope, key))
+        if row is None:
+            return None
+        if row["request_hash"] != digest:
+            raise Problem(422, "This Idempotency-Key was used with a different body.")
+        return json_response({"event_id": row["event_id"]}, 200)
+
+    async def test_trigger(self, request: Request) -> Response:
+        require_key(request, self.res.settings)
+        trigger_id = request.path_params["trigger_id"]
+        record = await self.store.get(trigger_id) if looks_like_id(trigger_id) else None
+        if record is None:
+            raise Problem(404, f"No trigger with id {trigger_id!r}.")
+        body = await read_json(request, self.res.settings.max_body_bytes, optional=True)
+        errors = TEST.errors(body)
+        if errors:
+            raise Problem(400, "The request has invalid fields.", errors)
+        if record.type == "webhook":
+            if "payload" not in body:
+                raise Problem(
+                    400,
+                    "A webhook trigger's test needs a payload.",
+                    [FieldError("payload", "is required for a webhook trigger")],
+                )
+            errors = payload_errors(self.validators.get(record), body["payload"], "payload")
+            if errors:
+                raise Problem(400, "The payload does not match the trigger's schema.", errors)
+        payload = body["payload"] if "payload" in body else record.config.get("payload")
+        event = self._event(
+            record_id=record.id,
+            kind=record.type,
+            source="manual-test",
+            payload=payload,
+            request=request_snapshot(record.config, record.signing_secret),
+            test=True,
+        )
+        return json_response({"event_id": await self._fire(event)}, 202)
+
+    async def test_run(self, request: Request) -> Response:
+        require_key(request, self.res.settings)
+        body = await read_json(request, self.res.settings.max_body_bytes)
+        errors = TEST_RUN_BODY.errors(body)
+        if errors:
+            raise Problem(400, "The request has invalid fields.", errors)
+        now = self.res.clock.now()
+        try:
+            config = normalise_config(body["type"], body["config"], now, limits(self.res))
+        except InvalidInput as exc:
+            raise Problem(400, exc.detail, exc.errors) from None
+        if body["type"] == "webhook":
+            if "payload" not in body:
+                raise Problem(
+                    400,
+                    "A webhook test run needs a payload.",
+                    [FieldError("payload", "is required for a webhook trigger")],
+                )
+            validator = jsonschema_rs.validator_for(config["schema"], offline=True)
+            errors = payload_errors(validator, body["payload"], "payload")
+            if errors:
+                raise Problem(400, "The payload does not match the schema.", errors)
+        payload = body["payload"] if "payload" in body else config.get("payload")
+        secret = new_signing_secret()
+        event = self._event(
+            record_id=None,
+            kind=body["type"],
+            source="manual-test",
+            payload=payload,
+            request=request_snapshot(config, secret),
+            test=True,
+        )
+        event_id = await self._fire(event)
+        return json_response({"event_id": event_id, "signing_secret": secret}, 202)

@@ -1,0 +1,52 @@
+-- The scheduler's occurrence queue (trigger_schedules).
+
+-- name: select_due
+-- Pending occurrences due before the horizon, oldest first. SKIP LOCKED lets any
+-- number of schedulers claim side by side without waiting for each other.
+SELECT id FROM trigger_schedules
+WHERE status = 'pending' AND fire_at <= %s
+ORDER BY fire_at
+LIMIT %s
+FOR UPDATE SKIP LOCKED;
+
+-- name: select_expired
+-- Claimed by a scheduler that did not fire them in time (it crashed or stalled).
+SELECT id FROM trigger_schedules
+WHERE status = 'processing' AND lease_until < %s
+LIMIT %s
+FOR UPDATE SKIP LOCKED;
+
+-- name: claim
+UPDATE trigger_schedules
+SET status = 'processing', lease_owner = %s, lease_until = %s,
+    attempt_count = attempt_count + 1, last_attempt_at = %s, updated_at = %s
+WHERE id IN ({ids});
+
+-- name: select_claimed
+SELECT id, fire_at FROM trigger_schedules WHERE id IN ({ids});
+
+-- name: lock_for_fire
+-- Re-checked at fire time under lock: a pause, edit or delete that committed after the
+-- claim has cancelled or removed the row, or the lease went to another scheduler.
+SELECT s.id, s.trigger_id, s.fire_at, t.type, t.status, t.config, t.signing_secret
+FROM trigger_schedules s JOIN triggers t ON t.id = s.trigger_id
+WHERE s.id IN ({ids}) AND s.status = 'processing' AND s.lease_owner = %s
+FOR UPDATE;
+
+-- name: complete
+UPDATE trigger_schedules
+SET status = 'completed', lease_owner = NULL, lease_until = NULL, updated_at = %s
+WHERE id IN ({ids});
+
+-- name: insert_next
+INSERT INTO trigger_schedules (trigger_id, fire_at, status, created_at, updated_at)
+VALUES (%s, %s, %s, %s, %s)
+ON DUPLICATE KEY UPDATE id = id;
+
+-- name: complete_triggers
+UPDATE triggers SET status = 'completed', updated_at = %s
+WHERE id IN ({ids}) AND status = 'active';
+
+-- name: release
+UPDATE trigger_schedules SET status = 'pending', lease_owner = NULL, lease_until = NULL
+WHERE lease_owner = %s AND status = 'processing';

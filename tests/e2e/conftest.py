@@ -1,0 +1,190 @@
+"""End-to-end fixtures: the real `eventtrigger` program (subprocess), the real MariaDB and
+Kafka, and an HTTP sink on 127.0.0.1 that records what the platform delivers.
+
+Each test gets its own Kafka topic and consumer group, so jobs left over by one test can
+never be delivered in another, and an emptied database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from aiohttp import web
+
+from eventtrigger.store.db import Database
+from tests.conftest import TEST_API_KEY, test_environ
+from tests.process import EventtriggerProcess
+
+
+@dataclass
+class Received:
+    path: str
+    method: str
+    headers: dict[str, str]
+    body: bytes
+    at: float  # time.time() when the request arrived
+
+    def json(self) -> Any:
+        return orjson.loads(self.body) if self.body else None
+
+
+@dataclass
+class Script:
+    """Answers for a path, in order; the last one repeats."""
+
+    answers: list[tuple[int, dict[str, str], float]] = field(default_factory=list)
+
+
+class Sink:
+    """An HTTP endpoint that records every request and answers as scripted."""
+
+    def __init__(self) -> None:
+        self.received: list[Received] = []
+        self._scripts: dict[str, Script] = {}
+        self._counts: dict[str, int] = defaultdict(int)
+        self._changed = asyncio.Condition()
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def respond(self, path: str, *answers: tuple[int, dict[str, str], float]) -> None:
+        """Script answers (status, headers, delay seconds) for `path`."""
+        self._scripts[path] = Script(list(answers))
+
+    def at(self, path: str) -> list[Received]:
+        return [r for r in self.received if r.path == path]
+
+    async def wait_for(self, path: str | None, count: int, timeout: float = 30.0) -> list[Received]:
+        """Wait until `count` requests arrived (for `path`, or any path if None)."""
+
+        def ready() -> bool:
+            got = self.received if path is None else self.at(path)
+            return len(got) >= count
+
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(ready), timeout)
+        return self.received if path is None else self.at(path)
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        path = request.path
+        index = self._counts[path]
+        self._counts[path] += 1
+        script = self._scripts.get(path)
+        status, headers, delay = (200, {}, 0.0)
+        if script is not None and script.answers:
+            status, headers, delay = script.answers[min(index, len(script.answers) - 1)]
+        arrived = time.time()
+        if delay:
+            await asyncio.sleep(delay)
+        async with self._changed:
+            self.received.append(
+                Received(path, request.method, dict(request.headers), body, arrived)
+            )
+            self._changed.notify_all()
+        return web.Response(status=status, headers=headers, text="sink")
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[Sink]:
+    s = Sink()
+    await s.start()
+    yield s
+    await s.stop()
+
+
+def e2e_environ(**overrides: str) -> dict[str, str]:
+    """Test settings plus a private topic and group, local egress, quick recovery."""
+    suffix = secrets.token_hex(4)
+    return test_environ(
+        EVENTTRIGGER_KAFKA_TOPIC=f"e2e.{suffix}",
+        EVENTTRIGGER_KAFKA_GROUP=f"e2e-{suffix}",
+        EVENTTRIGGER_KAFKA_PARTITIONS="4",
+        EVENTTRIGGER_EGRESS_ALLOW_CIDRS="127.0.0.0/8",
+        EVENTTRIGGER_RECOVERY_AFTER="2s",
+        EVENTTRIGGER_SHUTDOWN_GRACE="10s",
+        **overrides,
+    )
+
+
+@pytest.fixture
+def launch(
+    db: Database, tmp_path: Path
+) -> Iterator[Callable[..., EventtriggerProcess]]:
+    """Start `eventtrigger run` processes; all are stopped (SIGTERM) after the test.
+
+    `launch(roles="all", env=None, **overrides)`; pass the same `env` to several calls to
+    run several processes against one topic.
+    """
+    started: list[EventtriggerProcess] = []
+
+    def _launch(
+        roles: str = "all", env: dict[str, str] | None = None, **overrides: str
+    ) -> EventtriggerProcess:
+        environ = dict(env or e2e_environ())
+        environ.update(overrides)
+        proc = EventtriggerProcess(environ, roles, tmp_path / f"eventtrigger-{len(started)}.log")
+        proc.env = environ
+        proc.start()
+        started.append(proc)
+        return proc
+
+    yield _launch
+    for proc in started:
+        proc.stop()
+
+
+@pytest.fixture
+def api() -> Callable[[EventtriggerProcess], httpx.AsyncClient]:
+    def _client(proc: EventtriggerProcess) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=proc.base_url,
+            headers={"Authorization": f"Bearer {TEST_API_KEY}"},
+            timeout=10,
+        )
+
+    return _client
+
+
+async def event_rows(db: Database, where: str = "1=1", args: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    async with db.connection() as tx:
+        return await tx.fetch_all(f"SELECT * FROM event_logs WHERE {where} ORDER BY fired_at", args)
+
+
+async def wait_until(
+    check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1
+) -> Any:
+    """Poll an async condition until it returns something truthy (then return it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last: {result!r})")
+        await asyncio.sleep(interval)
