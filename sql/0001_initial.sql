@@ -13,9 +13,10 @@ CREATE TABLE IF NOT EXISTS triggers (
   created_at      DATETIME(6)  NOT NULL,
   updated_at      DATETIME(6)  NOT NULL,
   PRIMARY KEY (id),
-  -- list filters, newest first (ids are time-ordered, so id order is creation order)
-  KEY ix_triggers_type (type, id),
-  KEY ix_triggers_status (status, id)
+  -- lists, newest first, unfiltered and by each filter
+  KEY ix_triggers_created (created_at, id),
+  KEY ix_triggers_type (type, created_at, id),
+  KEY ix_triggers_status (status, created_at, id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 -- One row per occurrence of a scheduled trigger. UNIQUE(trigger_id, fire_at) makes

@@ -27,7 +27,7 @@ from eventtrigger.domain.schemas import (
     TRIGGER_PATCH,
     TRIGGER_TEST,
 )
-from eventtrigger.domain.validation import BodyValidator, user_schema_errors
+from eventtrigger.domain.validation import BodyValidator, depth_errors, user_schema_errors
 
 CREATE = BodyValidator(TRIGGER_CREATE)
 PATCH = BodyValidator(TRIGGER_PATCH)
@@ -113,8 +113,11 @@ def _config_errors_only(kind: str, config: Any, now: datetime, limits: Limits) -
 def normalise_config(kind: str, config: Any, now: datetime, limits: Limits) -> dict[str, Any]:
     """Validate `config` of trigger type `kind`; its normalised form or InvalidInput."""
     errors = CONFIGS[kind].errors(config, ("config",))
+    if isinstance(config, dict):
+        for name in ("payload", "schema"):
+            errors += depth_errors(config.get(name), f"config.{name}")
     if errors:
-        raise InvalidInput(errors)
+        raise InvalidInput(errors + _semantic_errors_besides(kind, config, errors, now, limits))
     checker = _Checker(now, limits)
     out = checker.common(config)
     if kind == "webhook":
@@ -135,6 +138,45 @@ def normalise_config(kind: str, config: Any, now: datetime, limits: Limits) -> d
     if checker.errors:
         raise InvalidInput(checker.errors)
     return out
+
+
+# Stand-ins for fields that failed structural checks, so the semantic checks can still
+# run on the rest and one response lists every problem (never reported themselves).
+_STAND_INS: dict[str, Any] = {
+    "endpoint": "https://stand-in.invalid/",
+    "schema": {},
+    "cron": "* * * * *",
+    "every": "1h",
+    "run_in": "1h",
+}
+
+
+def _semantic_errors_besides(
+    kind: str, config: Any, structural: list[FieldError], now: datetime, limits: Limits
+) -> list[FieldError]:
+    """Semantic errors in the fields that passed the structural checks."""
+    if not isinstance(config, dict):
+        return []
+    known = CONFIG_SCHEMAS[kind]["properties"]
+    broken = {e.field.removeprefix("config.").split(".")[0].split("[")[0] for e in structural}
+    sane = {k: v for k, v in config.items() if k in known and k not in broken}
+    stood_in = set()
+    for name in CONFIG_SCHEMAS[kind]["required"]:
+        if name not in sane:
+            sane[name] = _STAND_INS[name]
+            stood_in.add(name)
+    if kind == "time_scheduled" and not {"run_at", "run_in"} & sane.keys():
+        sane["run_in"] = _STAND_INS["run_in"]
+        stood_in |= {"run_in", "run_at"}
+    try:
+        normalise_config(kind, sane, now, limits)
+    except InvalidInput as exc:
+        return [
+            e
+            for e in exc.errors
+            if e.field.removeprefix("config.").split(".")[0] not in stood_in | broken
+        ]
+    return []
 
 
 _SCHEDULE_FIELD = {

@@ -77,3 +77,28 @@ def user_schema_errors(schema: Any, field: str) -> list[FieldError]:
         message = getattr(exc, "message", str(exc)).splitlines()[0]
         return [FieldError(field, f"cannot be compiled: {message}")]
     return []
+
+
+# MariaDB refuses JSON documents nested deeper than 32 levels (json_valid); payloads and
+# schemas stay well inside that, with room for the config object around them.
+MAX_JSON_DEPTH = 30
+
+
+def json_depth(value: Any) -> int:
+    """Nesting depth of a JSON value: a scalar is 0, `[]` or `{}` is 1."""
+    depth, level = 0, [(value, 0)]
+    while level:
+        item, d = level.pop()
+        if isinstance(item, dict | list):
+            d += 1
+            depth = max(depth, d)
+            level.extend(
+                (child, d) for child in (item.values() if isinstance(item, dict) else item)
+            )
+    return depth
+
+
+def depth_errors(value: Any, field: str) -> list[FieldError]:
+    if json_depth(value) > MAX_JSON_DEPTH:
+        return [FieldError(field, f"is nested deeper than {MAX_JSON_DEPTH} levels")]
+    return []

@@ -57,6 +57,7 @@ def setup_logging(settings: Settings) -> None:
             sys.stderr,
             level=settings.log_level,
             enqueue=True,
+            diagnose=False,  # variable values in tracebacks could hold secrets
             format="{time:HH:mm:ss.SSS} {level:<7} [{extra[action]}] {message} {extra}",
         )
     logger.configure(extra={"action": "-"})

@@ -75,11 +75,18 @@ class TriggerStore:
             return await self._select(tx, trigger_id)
 
     async def list(
-        self, *, kind: str | None, status: str | None, before_id: str | None, limit: int
+        self,
+        *,
+        kind: str | None,
+        status: str | None,
+        after: tuple[datetime, str] | None,
+        limit: int,
     ) -> list[TriggerRecord]:
+        """A page newest first; `after` is the (created_at, id) of the previous page's last."""
+        at, last = after if after is not None else (None, None)
         async with self.db.connection() as tx:
             rows = await tx.fetch_all(
-                Q["triggers.list"], (kind, kind, status, status, before_id, before_id, limit)
+                Q["triggers.list"], (kind, kind, status, status, at, at, at, last, limit)
             )
         return [_record(r) for r in rows]
 

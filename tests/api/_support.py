@@ -16,6 +16,18 @@ ENDPOINT = "https://example.com/hook"
 ID_RE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 # A well-formed id (ULID shape) that is never created by the tests.
 UNKNOWN_ID = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
+# Ids that cannot exist, whatever their shape (each is a single, already-encoded path segment).
+ODD_IDS = [
+    "nope",
+    "..%2Fx",
+    "x" * 300,
+    "01ARZ3NDEKTSV4RRFFQ69G5FA",  # 25 characters
+    "01ARZ3NDEKTSV4RRFFQ69G5FAVX",  # 27 characters
+    "01ARZ3NDEKTSV4RRFFQ69G5FAU",  # U is not Crockford base32
+    "%27%20OR%201%3D1%20--",  # ' OR 1=1 --
+    "%00",
+    "%F0%9F%98%80",  # an emoji
+]
 DEFAULT_RETRY = {"max_attempts": 5, "initial_delay": "2s", "max_delay": "5m"}
 COMMON_DEFAULTS = {"method": "POST", "headers": {}, "timeout": "10s", "retry": DEFAULT_RETRY}
 

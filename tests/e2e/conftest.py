@@ -133,9 +133,7 @@ def e2e_environ(**overrides: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def launch(
-    db: Database, tmp_path: Path
-) -> Iterator[Callable[..., EventtriggerProcess]]:
+def launch(db: Database, tmp_path: Path) -> Iterator[Callable[..., EventtriggerProcess]]:
     """Start `eventtrigger run` processes; all are stopped (SIGTERM) after the test.
 
     `launch(roles="all", env=None, **overrides)`; pass the same `env` to several calls to
@@ -171,14 +169,14 @@ def api() -> Callable[[EventtriggerProcess], httpx.AsyncClient]:
     return _client
 
 
-async def event_rows(db: Database, where: str = "1=1", args: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+async def event_rows(
+    db: Database, where: str = "1=1", args: tuple[Any, ...] = ()
+) -> list[dict[str, Any]]:
     async with db.connection() as tx:
         return await tx.fetch_all(f"SELECT * FROM event_logs WHERE {where} ORDER BY fired_at", args)
 
 
-async def wait_until(
-    check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1
-) -> Any:
+async def wait_until(check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1) -> Any:
     """Poll an async condition until it returns something truthy (then return it)."""
     deadline = time.monotonic() + timeout
     while True:

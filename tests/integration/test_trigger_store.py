@@ -154,13 +154,13 @@ async def test_list_filters_by_type_and_status(db: Database) -> None:
     active = await _create(store)
     paused = await _create(store, status="paused")
     hooks = await _create(store, kind="webhook")
-    assert {
-        r.id for r in await store.list(kind="webhook", status=None, before_id=None, limit=10)
-    } == {hooks}
-    assert {
-        r.id for r in await store.list(kind=None, status="paused", before_id=None, limit=10)
-    } == {paused}
-    everything = await store.list(kind=None, status=None, before_id=None, limit=10)
+    assert {r.id for r in await store.list(kind="webhook", status=None, after=None, limit=10)} == {
+        hooks
+    }
+    assert {r.id for r in await store.list(kind=None, status="paused", after=None, limit=10)} == {
+        paused
+    }
+    everything = await store.list(kind=None, status=None, after=None, limit=10)
     assert [r.id for r in everything] == sorted([active, paused, hooks], reverse=True)
 
 
@@ -174,7 +174,7 @@ async def test_paging_returns_every_trigger_once_while_new_ones_arrive(db: Datab
     cursor = None
     inserted = 0
     while True:
-        page = await store.list(kind=None, status=None, before_id=cursor, limit=25)
+        page = await store.list(kind=None, status=None, after=cursor, limit=25)
         seen += [r.id for r in page]
         # concurrent inserts between pages: newer than anything already listed
         await asyncio.gather(
@@ -183,7 +183,7 @@ async def test_paging_returns_every_trigger_once_while_new_ones_arrive(db: Datab
         inserted += 3
         if len(page) < 25:
             break
-        cursor = page[-1].id
+        cursor = (page[-1].created_at, page[-1].id)
     assert len(seen) == len(set(seen)), "a trigger was listed twice"
     assert existing <= set(seen), "a trigger that existed before paging was skipped"
     assert seen == sorted(seen, reverse=True)

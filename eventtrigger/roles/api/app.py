@@ -3,6 +3,8 @@ routes when the process runs the api role."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from loguru import logger
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -18,6 +20,17 @@ from eventtrigger.roles.api.openapi import SWAGGER_HTML, openapi_document
 from eventtrigger.roles.api.problems import Problem, problem_response
 from eventtrigger.roles.api.triggers import TriggerRoutes
 from eventtrigger.store.db import TRANSIENT_ERRORS
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def by_method(path: str, **handlers: Endpoint) -> Route:
+    """One route per path, so a 405 lists every method the path allows."""
+
+    async def dispatch(request: Request) -> Response:
+        return await handlers[request.method](request)
+
+    return Route(path, dispatch, methods=list(handlers))
 
 
 def build_app(res: Resources, *, api: bool) -> Starlette:
@@ -50,11 +63,8 @@ def build_app(res: Resources, *, api: bool) -> Starlette:
         routes += [
             Route("/openapi.json", openapi),
             Route("/docs", docs),
-            Route("/api/v1/triggers", t.create, methods=["POST"]),
-            Route("/api/v1/triggers", t.list, methods=["GET"]),
-            Route("/api/v1/triggers/{trigger_id}", t.get, methods=["GET"]),
-            Route("/api/v1/triggers/{trigger_id}", t.patch, methods=["PATCH"]),
-            Route("/api/v1/triggers/{trigger_id}", t.delete, methods=["DELETE"]),
+            by_method("/api/v1/triggers", GET=t.list, POST=t.create),
+            by_method("/api/v1/triggers/{trigger_id}", GET=t.get, PATCH=t.patch, DELETE=t.delete),
             Route("/api/v1/triggers/{trigger_id}/test", f.test_trigger, methods=["POST"]),
             Route("/api/v1/test-runs", f.test_run, methods=["POST"]),
             Route("/api/v1/webhook/{trigger_id}", f.webhook, methods=["POST"]),

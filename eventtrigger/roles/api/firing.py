@@ -11,6 +11,7 @@ import hashlib
 from typing import Any
 
 import jsonschema_rs
+import orjson
 from asyncmy.errors import IntegrityError
 from loguru import logger
 from starlette.requests import Request
@@ -25,6 +26,7 @@ from eventtrigger.domain.jobs import (
     request_snapshot,
 )
 from eventtrigger.domain.triggers import TEST, TEST_RUN_BODY, normalise_config
+from eventtrigger.domain.validation import depth_errors
 from eventtrigger.ids import looks_like_id, new_id, new_signing_secret
 from eventtrigger.resources import Resources
 from eventtrigger.roles.api.auth import require_key
@@ -58,6 +60,9 @@ class ValidatorCache:
 
 
 def payload_errors(validator: Any, payload: Any, root: str) -> list[FieldError]:
+    deep = depth_errors(payload, root)
+    if deep:
+        return deep
     return [
         FieldError(join_path((root, *e.instance_path)), e.message)
         for e in validator.iter_errors(payload)
@@ -141,7 +146,8 @@ class FiringRoutes:
         )
         if key is None:
             return json_response({"event_id": await self._fire(event)}, 202)
-        digest = hashlib.sha256(await request.body()).hexdigest()
+        # Canonical JSON, so a repeat that differs only in spacing or key order matches.
+        digest = hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
         earlier = await self._earlier(record.id, key, digest)
         if earlier is not None:
             return earlier
@@ -188,6 +194,8 @@ class FiringRoutes:
             errors = payload_errors(self.validators.get(record), body["payload"], "payload")
             if errors:
                 raise Problem(400, "The payload does not match the trigger's schema.", errors)
+        if "payload" in body and (deep := depth_errors(body["payload"], "payload")):
+            raise Problem(400, "The request has invalid fields.", deep)
         payload = body["payload"] if "payload" in body else record.config.get("payload")
         event = self._event(
             record_id=record.id,
@@ -221,6 +229,8 @@ class FiringRoutes:
             errors = payload_errors(validator, body["payload"], "payload")
             if errors:
                 raise Problem(400, "The payload does not match the schema.", errors)
+        if "payload" in body and (deep := depth_errors(body["payload"], "payload")):
+            raise Problem(400, "The request has invalid fields.", deep)
         payload = body["payload"] if "payload" in body else config.get("payload")
         secret = new_signing_secret()
         event = self._event(

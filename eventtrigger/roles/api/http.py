@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -11,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from eventtrigger.domain.errors import FieldError
+from eventtrigger.ids import looks_like_id
 from eventtrigger.roles.api.problems import Problem
 
 _MISSING = object()
@@ -73,22 +75,29 @@ def query_limit(request: Request, default: int = 50, maximum: int = 500) -> int:
     return int(raw)
 
 
-def encode_cursor(value: str) -> str:
-    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
+def encode_cursor(at: datetime, item_id: str) -> str:
+    """An opaque keyset position: the last item's sort time and id."""
+    text = f"{at.astimezone(UTC).isoformat()}|{item_id}"
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
-def decode_cursor(request: Request) -> str | None:
+def decode_cursor(request: Request) -> tuple[datetime, str] | None:
     raw = request.query_params.get("cursor")
     if not raw:
         return None
     try:
-        return base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode("ascii")
+        text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode("ascii")
+        at, _, item_id = text.partition("|")
+        when = datetime.fromisoformat(at)
+        if when.tzinfo is None or not looks_like_id(item_id):
+            raise ValueError(text)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise Problem(
             400,
             "Invalid query parameter.",
             [FieldError("cursor", "not a cursor returned by this API")],
         ) from None
+    return when.astimezone(UTC), item_id
 
 
 def query_choice(request: Request, name: str, choices: tuple[str, ...]) -> str | None:

@@ -11,8 +11,10 @@ from typing import Any
 from eventtrigger import __version__
 from eventtrigger.domain.schemas import (
     CONFIG_SCHEMAS,
+    TEST_RUN,
     TRIGGER_CREATE,
     TRIGGER_PATCH,
+    TRIGGER_TEST,
     TRIGGER_TYPES,
 )
 
@@ -101,6 +103,19 @@ def openapi_document(public_url: str) -> dict[str, Any]:
             "properties": {
                 "items": {"type": "array", "items": _ref("Trigger")},
                 "next_cursor": {"type": ["string", "null"]},
+            },
+        },
+        "EventId": {
+            "type": "object",
+            "required": ["event_id"],
+            "properties": {"event_id": {"type": "string"}},
+        },
+        "TestRunResult": {
+            "type": "object",
+            "required": ["event_id", "signing_secret"],
+            "properties": {
+                "event_id": {"type": "string"},
+                "signing_secret": {"type": "string", "description": "Signs this one delivery."},
             },
         },
         "Problem": {
@@ -200,6 +215,72 @@ def openapi_document(public_url: str) -> dict[str, Any]:
                         "404": not_found,
                     },
                 },
+            },
+            "/api/v1/triggers/{trigger_id}/test": {
+                "parameters": [_ID_PARAM],
+                "post": {
+                    "summary": "Fire a saved trigger once now, as a test (schedule untouched)",
+                    "operationId": "testTrigger",
+                    "requestBody": {"required": False, **_json(TRIGGER_TEST, "")},
+                    "responses": {
+                        "202": _json(_ref("EventId"), "Fired."),
+                        **_ERRORS,
+                        "404": not_found,
+                    },
+                },
+            },
+            "/api/v1/test-runs": {
+                "post": {
+                    "summary": "Fire an unsaved trigger definition once (nothing persisted)",
+                    "operationId": "testRun",
+                    "requestBody": {"required": True, **_json(_with_config_choice(TEST_RUN), "")},
+                    "responses": {"202": _json(_ref("TestRunResult"), "Fired."), **_ERRORS},
+                },
+            },
+            "/api/v1/webhook/{trigger_id}": {
+                "parameters": [
+                    _ID_PARAM,
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "schema": {"type": "string", "maxLength": 255},
+                        "description": "A repeat within the retention "
+                        "window answers 200 with the first event_id; another body gets 422.",
+                    },
+                ],
+                "post": {
+                    "summary": "Fire a webhook trigger with a JSON payload (no API key)",
+                    "operationId": "fireWebhook",
+                    "security": [],
+                    "requestBody": {
+                        "required": True,
+                        **_json({}, "Any JSON valid against the trigger's schema."),
+                    },
+                    "responses": {
+                        "202": _json(_ref("EventId"), "Accepted."),
+                        "200": _json(_ref("EventId"), "A repeated Idempotency-Key."),
+                        "400": _problem("Not valid against the schema; `errors` has the paths."),
+                        "404": _problem("No such webhook trigger."),
+                        "409": _problem("The trigger is paused."),
+                        "413": _ERRORS["413"],
+                        "415": _ERRORS["415"],
+                        "422": _problem("Idempotency-Key reused with another body."),
+                    },
+                },
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "security": [],
+                    "responses": {"200": {"description": "OpenAPI 3.1."}},
+                }
+            },
+            "/docs": {
+                "get": {
+                    "summary": "Swagger UI",
+                    "security": [],
+                    "responses": {"200": {"description": "HTML."}},
+                }
             },
             "/health": {
                 "get": {

@@ -104,13 +104,15 @@ class TriggerRoutes:
         status = query_choice(request, "status", ("active", "paused", "completed"))
         limit = query_limit(request)
         cursor = decode_cursor(request)
-        records = await self.store.list(kind=kind, status=status, before_id=cursor, limit=limit + 1)
+        records = await self.store.list(kind=kind, status=status, after=cursor, limit=limit + 1)
         page = records[:limit]
         more = len(records) > limit
         return json_response(
             {
                 "items": [trigger_json(r, self.res.settings.public_url) for r in page],
-                "next_cursor": encode_cursor(page[-1].id) if more and page else None,
+                "next_cursor": (
+                    encode_cursor(page[-1].created_at, page[-1].id) if more and page else None
+                ),
             }
         )
 

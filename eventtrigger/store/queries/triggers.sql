@@ -17,7 +17,8 @@ WHERE t.id = %s;
 SELECT id, name, type, status, config, version FROM triggers WHERE id = %s FOR UPDATE;
 
 -- name: list
--- Newest first; ids are time-ordered so `id < cursor` is a stable keyset page.
+-- Newest first by creation; (created_at, id) is a stable keyset: rows inserted while a
+-- client pages are newer than its cursor, so nothing is skipped or listed twice.
 -- A filter given as NULL is constant-folded away by the optimizer.
 SELECT t.id, t.name, t.type, t.status, t.config, t.signing_secret, t.version,
        t.created_at, t.updated_at,
@@ -26,8 +27,8 @@ SELECT t.id, t.name, t.type, t.status, t.config, t.signing_secret, t.version,
 FROM triggers t
 WHERE (%s IS NULL OR t.type = %s)
   AND (%s IS NULL OR t.status = %s)
-  AND (%s IS NULL OR t.id < %s)
-ORDER BY t.id DESC
+  AND (%s IS NULL OR t.created_at < %s OR (t.created_at = %s AND t.id < %s))
+ORDER BY t.created_at DESC, t.id DESC
 LIMIT %s;
 
 -- name: update
