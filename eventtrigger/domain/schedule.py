@@ -29,7 +29,7 @@ local times skipped or repeated, expressions fall into two kinds, decided by the
   - A local time SKIPPED by a spring-forward jump fires once, at the instant of the jump (the first
     valid local time after it). New York, 2025-03-09, `30 2 * * *` fires at 03:00 EDT (07:00 UTC).
     Several skipped times collapse into that single fire (`15,45 2 * * *` fires once at 03:00),
-    and a time right after the jump that also matches (`0 3 * * *`) is that same single fire.
+    and a match exactly at the jump joins it too (`0 2,3 * * *` fires once, at 03:00 EDT).
   - A local time REPEATED by a fall-back fires ONCE, at its first occurrence (the earlier offset).
     New York, 2025-11-02, `30 1 * * *` fires at 01:30 EDT (05:30 UTC), not again at 01:30 EST.
 * Periodic expressions: the hour field starts with `*` (`*/15 * * * *`, `30 * * * *`,
@@ -66,7 +66,6 @@ from cronsim import CronSim, CronSimError
 
 __all__ = ["cron_error", "next_cron", "next_interval", "next_once"]
 
-_UTC = UTC
 _MICROSECOND = timedelta(microseconds=1)
 _SECOND = timedelta(seconds=1)
 # Fixed, arbitrary reference for validation probes (keeps this module clock-free).
@@ -133,9 +132,9 @@ def next_cron(
     """
     zone = _zone(tz)
     floor = _utc(after, "after")
-    if start_at is not None:
+    if start_at is not None and (start := _utc(start_at, "start_at")) > floor:
         # "> floor" with floor = start_at - 1 µs is exactly ">= start_at" at datetime resolution.
-        floor = max(floor, _utc(start_at, "start_at") - _MICROSECOND)
+        floor = start - _MICROSECOND
     limit = None if end_at is None else _utc(end_at, "end_at")
     fields = expr.split() if isinstance(expr, str) else []
     if len(fields) not in (5, 6):
@@ -201,7 +200,7 @@ def _utc(value: datetime, name: str) -> datetime:
     """`value` as an aware UTC datetime; ValueError if it is naive."""
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{name} must be a timezone-aware datetime, got {value!r}")
-    return value.astimezone(_UTC)
+    return value.astimezone(UTC)
 
 
 def _zone(tz: str) -> ZoneInfo:
@@ -244,8 +243,8 @@ def _classify(wall: datetime, zone: ZoneInfo) -> tuple[_Kind, datetime, datetime
     time (PEP 495) fold=0 reads it with the offset before the jump and fold=1 with the offset
     after, so the fold=1 instant is before the jump and the fold=0 instant at or after it.
     """
-    first = wall.replace(tzinfo=zone, fold=0).astimezone(_UTC)
-    second = wall.replace(tzinfo=zone, fold=1).astimezone(_UTC)
+    first = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    second = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)
     if first == second:
         return _Kind.NORMAL, first, second
     if _wall(first, zone) != wall:
@@ -296,7 +295,7 @@ def _search(expr: str, zone: ZoneInfo, floor: datetime, *, time_of_day: bool) ->
     except StopIteration:  # pragma: no cover - `found` would be None and so would this
         return found
     if wall < repeat_end:
-        return wall.replace(tzinfo=zone, fold=1).astimezone(_UTC)
+        return wall.replace(tzinfo=zone, fold=1).astimezone(UTC)
     return found
 
 

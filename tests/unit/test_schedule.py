@@ -411,6 +411,13 @@ LORD_HOWE_FALL = (utc(2025, 4, 5, 13), utc(2025, 4, 5, 18))
                 utc(2025, 4, 5, 15, 30),  # 02:00 +10:30
             ],
         ),
+        # ---- Santiago springs forward at midnight: 00:00 -04 (04:00Z) becomes 01:00 -03 ---------
+        (
+            "America/Santiago",
+            (utc(2025, 9, 6), utc(2025, 9, 8, 5)),
+            "0 0 * * *",
+            [utc(2025, 9, 6, 4), utc(2025, 9, 7, 4), utc(2025, 9, 8, 3)],
+        ),
         # ---- Kolkata has no DST: the same nights are ordinary ---------------------------------
         (KOLKATA, NY_SPRING, "30 12 * * *", [utc(2025, 3, 9, 7)]),
         (KOLKATA, NY_FALL, "0 * * * *", [utc(2025, 11, 2, h, 30) for h in range(3, 9)]),
