@@ -24,24 +24,13 @@ from eventtrigger.config import Settings
 from eventtrigger.observability.health import Check, Health
 from eventtrigger.observability.metrics import Metrics
 from eventtrigger.resources import Resources
-from eventtrigger.roles import scheduler, worker
+from eventtrigger.roles import retention, scheduler, worker
 from eventtrigger.roles.api.app import build_app
 from eventtrigger.store.db import TRANSIENT_ERRORS, Database
 
 Role = Callable[[Resources, asyncio.Event], Coroutine[Any, Any, None]]
 HEARTBEAT = 1.0
 KAFKA_ERRORS = (KafkaError, OSError)
-
-
-async def idle_role(name: str, res: Resources, stop: asyncio.Event) -> None:
-    """A role whose work is not in this version yet: it only reports that it is alive."""
-    logger.bind(action="role_unimplemented", role=name).warning(
-        "role {} has no work to do in this version; it only heartbeats", name
-    )
-    while not stop.is_set():
-        res.health.beat(name)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), HEARTBEAT)
 
 
 async def api_role(res: Resources, stop: asyncio.Event) -> None:
@@ -53,14 +42,11 @@ async def api_role(res: Resources, stop: asyncio.Event) -> None:
 
 
 def _roles() -> dict[str, Role]:
-    def idle(name: str) -> Role:
-        return lambda res, stop: idle_role(name, res, stop)
-
     return {
         "api": api_role,
         "scheduler": scheduler.run,
         "worker": worker.run,
-        "retention": idle("retention"),
+        "retention": retention.run,
     }
 
 

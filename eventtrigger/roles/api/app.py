@@ -14,6 +14,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from eventtrigger.resources import Resources
+from eventtrigger.roles.api.events import EventRoutes
 from eventtrigger.roles.api.firing import FiringRoutes
 from eventtrigger.roles.api.http import json_response
 from eventtrigger.roles.api.openapi import SWAGGER_HTML, openapi_document
@@ -60,6 +61,7 @@ def build_app(res: Resources, *, api: bool) -> Starlette:
 
         t = TriggerRoutes(res)
         f = FiringRoutes(res)
+        e = EventRoutes(res)
         routes += [
             Route("/openapi.json", openapi),
             Route("/docs", docs),
@@ -68,6 +70,8 @@ def build_app(res: Resources, *, api: bool) -> Starlette:
             Route("/api/v1/triggers/{trigger_id}/test", f.test_trigger, methods=["POST"]),
             Route("/api/v1/test-runs", f.test_run, methods=["POST"]),
             Route("/api/v1/webhook/{trigger_id}", f.webhook, methods=["POST"]),
+            Route("/api/v1/events", e.list, methods=["GET"]),
+            Route("/api/v1/events/{event_id}", e.get, methods=["GET"]),
         ]
 
     async def on_problem(request: Request, exc: Exception) -> Response:

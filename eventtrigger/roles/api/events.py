@@ -1,0 +1,153 @@
+"""Event log endpoints: list (active or archived view), one event, per-trigger aggregate."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from eventtrigger.domain.errors import FieldError
+from eventtrigger.domain.retention import Windows
+from eventtrigger.domain.triggers import iso
+from eventtrigger.ids import looks_like_id
+from eventtrigger.resources import Resources
+from eventtrigger.roles.api.auth import require_key
+from eventtrigger.roles.api.http import (
+    decode_cursor,
+    encode_cursor,
+    json_response,
+    query_choice,
+    query_limit,
+)
+from eventtrigger.roles.api.problems import Problem
+from eventtrigger.store import eventlog
+from eventtrigger.store.db import Row
+from eventtrigger.store.eventlog import ARCHIVE, HOT, EventFilter
+
+STATUSES = ("pending", "retrying", "success", "failure")
+SOURCES = ("api", "scheduled", "manual-test")
+
+
+def event_json(row: Row, view: str) -> dict[str, Any]:
+    def t(key: str) -> str | None:
+        return None if row[key] is None else iso(row[key])
+
+    return {
+        "id": row["id"],
+        "trigger_id": row["trigger_id"],
+        "trigger_type": row["trigger_type"],
+        "source": row["source"],
+        "is_test_run": row["is_test_run"],
+        "note": row["note"],
+        "scheduled_at": t("scheduled_at"),
+        "fired_at": t("fired_at"),
+        "payload": row["payload"],
+        "status": row["status"],
+        "attempts": row["attempts"],
+        "last_status_code": row["last_status_code"],
+        "last_error": row["last_error"],
+        "delivered_at": t("delivered_at"),
+        "retention": view,
+        "created_at": t("created_at"),
+        "updated_at": t("updated_at"),
+    }
+
+
+class EventRoutes:
+    def __init__(self, res: Resources) -> None:
+        self.res = res
+        self.windows = Windows(res.settings.retention_active, res.settings.retention_total)
+
+    async def list(self, request: Request) -> Response:
+        require_key(request, self.res.settings)
+        if request.query_params.get("aggregate") is not None:
+            return await self._aggregate(request)
+        view = query_choice(request, "view", ("active", "archived")) or "active"
+        test_flag = query_choice(request, "is_test_run", ("true", "false"))
+        trigger_id = request.query_params.get("trigger_id") or None
+        where = EventFilter(
+            trigger_id=trigger_id,
+            status=query_choice(request, "status", STATUSES),
+            source=query_choice(request, "source", SOURCES),
+            is_test_run=None if test_flag is None else test_flag == "true",
+        )
+        limit = query_limit(request)
+        cursor = decode_cursor(request)
+        now = self.res.clock.now()
+        lower, upper = self.windows.bounds(view, now)
+        lower, upper = self._range(request, lower, upper)
+        # Archived events may still sit in the hot table if the mover is late or they
+        # were still retrying; the archive table only ever holds archived ones.
+        tables = (HOT,) if view == "active" else (HOT, ARCHIVE)
+        rows = await eventlog.page(
+            self.res.db,
+            tables=tables,
+            lower=lower,
+            upper=upper,
+            where=where,
+            after=cursor,
+            limit=limit + 1,
+        )
+        page = rows[:limit]
+        more = len(rows) > limit
+        return json_response(
+            {
+                "items": [event_json(r, view) for r in page],
+                "next_cursor": (
+                    encode_cursor(page[-1]["fired_at"], page[-1]["id"]) if more and page else None
+                ),
+            }
+        )
+
+    def _range(
+        self, request: Request, lower: datetime, upper: datetime | None
+    ) -> tuple[datetime, datetime | None]:
+        """Narrow the view's bounds with `since` (inclusive) and `until` (exclusive)."""
+        for name in ("since", "until"):
+            raw = request.query_params.get(name)
+            if not raw:
+                continue
+            try:
+                value = _parse_time(raw)
+            except ValueError:
+                raise Problem(
+                    400,
+                    "Invalid query parameter.",
+                    [FieldError(name, "expected RFC 3339 with an offset")],
+                ) from None
+            if name == "since":
+                lower = max(lower, value)
+            else:
+                upper = value if upper is None else min(upper, value)
+        return lower, upper
+
+    async def _aggregate(self, request: Request) -> Response:
+        if request.query_params["aggregate"] != "trigger":
+            raise Problem(
+                400,
+                "Invalid query parameter.",
+                [FieldError("aggregate", "the only aggregate is 'trigger'")],
+            )
+        since = self.windows.kept_since(self.res.clock.now())
+        items = await eventlog.aggregate(self.res.db, since)
+        for item in items:
+            item["last_fired_at"] = iso(item["last_fired_at"])
+        return json_response({"items": items})
+
+    async def get(self, request: Request) -> Response:
+        require_key(request, self.res.settings)
+        event_id = request.path_params["event_id"]
+        row = await eventlog.find(self.res.db, event_id) if looks_like_id(event_id) else None
+        view = None if row is None else self.windows.view_of(row["fired_at"], self.res.clock.now())
+        if row is None or view is None:
+            raise Problem(404, f"No event with id {event_id!r}.")
+        return json_response(event_json(row, view))
+
+
+def _parse_time(raw: str) -> datetime:
+    value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        raise ValueError(raw)
+    return value.astimezone(UTC)

@@ -1,0 +1,101 @@
+"""Reading event logs: pages newest first, one event, and per-trigger counts, across the
+hot table and the archive (the same shape)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from eventtrigger.store.db import Database, Row, read_json, read_time
+from eventtrigger.store.queries import Q
+
+HOT, ARCHIVE = "event_logs", "event_logs_archive"
+FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
+_TIMES = ("scheduled_at", "fired_at", "delivered_at", "created_at", "updated_at")
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    trigger_id: str | None = None
+    status: str | None = None
+    source: str | None = None
+    is_test_run: bool | None = None
+
+    def sql(self) -> tuple[str, list[Any]]:
+        """Extra `AND` conditions (fixed fragments) and their parameters."""
+        parts, args = [], []
+        for column, value in (
+            ("trigger_id", self.trigger_id),
+            ("status", self.status),
+            ("source", self.source),
+            ("is_test_run", self.is_test_run),
+        ):
+            if value is not None:
+                parts.append(f"AND {column} = %s")
+                args.append(value)
+        return " ".join(parts), args
+
+
+def _event(row: Row) -> Row:
+    row["payload"] = read_json(row["payload"])
+    row["is_test_run"] = bool(row["is_test_run"])
+    for key in _TIMES:
+        row[key] = read_time(row[key])
+    return row
+
+
+async def page(
+    db: Database,
+    *,
+    tables: tuple[str, ...],
+    lower: datetime,
+    upper: datetime | None,
+    where: EventFilter,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[Row]:
+    """Up to `limit` events with lower <= fired_at < upper, newest first, after the cursor."""
+    extra, extra_args = where.sql()
+    at, last = after if after is not None else (None, None)
+    rows: list[Row] = []
+    async with db.connection() as tx:
+        for table in tables:
+            query = Q["eventlog.page"].format(table=table, where=extra)
+            args = [lower, upper or FAR_FUTURE, *extra_args, at, at, at, last, limit]
+            rows += await tx.fetch_all(query, args)
+    rows.sort(key=lambda r: (r["fired_at"], r["id"]), reverse=True)
+    return [_event(r) for r in rows[:limit]]
+
+
+async def find(db: Database, event_id: str) -> Row | None:
+    async with db.connection() as tx:
+        for table in (HOT, ARCHIVE):
+            row = await tx.fetch_one(Q["eventlog.one"].format(table=table), (event_id,))
+            if row is not None:
+                return _event(row)
+    return None
+
+
+async def aggregate(db: Database, since: datetime) -> list[dict[str, Any]]:
+    """Per trigger: counts by status and the last fired time, over both tables."""
+    per: dict[str, dict[str, Any]] = {}
+    async with db.connection() as tx:
+        for table in (HOT, ARCHIVE):
+            for row in await tx.fetch_all(Q["eventlog.aggregate"].format(table=table), (since,)):
+                item = per.setdefault(
+                    row["trigger_id"],
+                    {
+                        "trigger_id": row["trigger_id"],
+                        "trigger_type": row["trigger_type"],
+                        "counts": {"success": 0, "failure": 0, "pending": 0, "retrying": 0},
+                        "last_fired_at": None,
+                    },
+                )
+                item["counts"][row["status"]] = item["counts"].get(row["status"], 0) + row["n"]
+                last = read_time(row["last_fired_at"])
+                if item["last_fired_at"] is None or (last and last > item["last_fired_at"]):
+                    item["last_fired_at"] = last
+    for item in per.values():
+        item["counts"]["total"] = sum(item["counts"].values())
+    return sorted(per.values(), key=lambda i: i["last_fired_at"], reverse=True)

@@ -1,0 +1,25 @@
+-- Reading event logs across the hot and archive tables. {table} is event_logs or
+-- event_logs_archive (same shape); {where} adds optional filters built from constants.
+
+-- name: page
+-- Newest first by (fired_at, id), a stable keyset while new events arrive.
+SELECT id, trigger_id, trigger_type, source, is_test_run, note, scheduled_at, fired_at,
+       payload, status, attempts, last_status_code, last_error, delivered_at, created_at,
+       updated_at
+FROM {table}
+WHERE fired_at >= %s AND fired_at < %s {where}
+  AND (%s IS NULL OR fired_at < %s OR (fired_at = %s AND id < %s))
+ORDER BY fired_at DESC, id DESC
+LIMIT %s;
+
+-- name: one
+SELECT id, trigger_id, trigger_type, source, is_test_run, note, scheduled_at, fired_at,
+       payload, status, attempts, last_status_code, last_error, delivered_at, created_at,
+       updated_at
+FROM {table} WHERE id = %s;
+
+-- name: aggregate
+SELECT trigger_id, trigger_type, status, COUNT(*) AS n, MAX(fired_at) AS last_fired_at
+FROM {table}
+WHERE fired_at >= %s AND trigger_id IS NOT NULL
+GROUP BY trigger_id, trigger_type, status;
