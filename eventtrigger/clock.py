@@ -36,12 +36,16 @@ class FrozenClock:
 
 
 async def sleep_until(clock: Clock, when: datetime, stop: asyncio.Event) -> bool:
-    """Sleep until `when` or until `stop` is set; True if the time came first."""
-    delay = (when - clock.now()).total_seconds()
-    if delay <= 0:
-        return not stop.is_set()
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=delay)
-    except TimeoutError:
-        return True
-    return False
+    """Sleep until `when` or until `stop` is set; True if the time came first.
+
+    Event loop timers (uvloop's especially) have millisecond resolution and may wake a
+    little early, so the clock is read again until `when` has really come: a trigger
+    never fires before its time.
+    """
+    while (delay := (when - clock.now()).total_seconds()) > 0:
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=delay)
+        except TimeoutError:
+            continue
+        return False
+    return not stop.is_set()

@@ -9,6 +9,7 @@ from eventtrigger.clock import Clock
 from eventtrigger.config import Settings
 from eventtrigger.observability.health import Health
 from eventtrigger.observability.metrics import Metrics
+from eventtrigger.observability.stats import StatsKeeper
 from eventtrigger.store.db import Database
 
 
@@ -19,6 +20,7 @@ class Resources:
     db: Database
     health: Health
     metrics: Metrics
+    stats: StatsKeeper
     publisher: Publisher | None = None  # processes whose roles publish jobs
 
     @property

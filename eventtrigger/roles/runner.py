@@ -21,8 +21,10 @@ from loguru import logger
 from eventtrigger.bus import Publisher, ensure_topics, kafka_ping
 from eventtrigger.clock import SystemClock
 from eventtrigger.config import Settings
+from eventtrigger.domain.retention import Windows
 from eventtrigger.observability.health import Check, Health
 from eventtrigger.observability.metrics import Metrics
+from eventtrigger.observability.stats import StatsKeeper
 from eventtrigger.resources import Resources
 from eventtrigger.roles import retention, scheduler, worker
 from eventtrigger.roles.api.app import build_app
@@ -105,12 +107,15 @@ async def run(settings: Settings, roles: tuple[str, ...]) -> None:
         await _wait_for("kafka", lambda: ensure_topics(settings), KAFKA_ERRORS, stop)
         publisher = Publisher(settings)
         await _wait_for("kafka", publisher.start, KAFKA_ERRORS, stop)
+    metrics = Metrics()
+    windows = Windows(settings.retention_active, settings.retention_total)
     res = Resources(
         settings=settings,
         clock=SystemClock(),
         db=db,
         health=Health(roles, checks),
-        metrics=Metrics(),
+        metrics=metrics,
+        stats=StatsKeeper(db, windows, metrics),
         publisher=publisher,
     )
     config = uvicorn.Config(
@@ -131,6 +136,7 @@ async def run(settings: Settings, roles: tuple[str, ...]) -> None:
     try:
         async with asyncio.TaskGroup() as group:
             group.create_task(_serve_http(_Server(config), stop), name="http")
+            group.create_task(res.stats.run(res.clock, stop), name="stats")
             for role in roles:
                 group.create_task(registry[role](res, stop), name=role)
     finally:

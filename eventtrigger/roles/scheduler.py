@@ -173,7 +173,7 @@ class Scheduler:
         for m in messages:
             if action == "published":
                 lateness = (published_at - scheduled_time(m)).total_seconds()
-                self.res.metrics.fire_lateness.observe(max(0.0, lateness))
+                self.res.metrics.observe_lateness(max(0.0, lateness))
             self.log.bind(
                 action=action,
                 trigger_id=m["trigger_id"],

@@ -171,7 +171,11 @@ class Worker:
         try:
             host = urlsplit(job["request"]["url"]).netloc
             async with self._hosts[host], self._slots:
-                result = await self.deliverer.send(job, self.res.clock.now())
+                self.res.metrics.jobs_processing.inc()
+                try:
+                    result = await self.deliverer.send(job, self.res.clock.now())
+                finally:
+                    self.res.metrics.jobs_processing.dec()
             await self._finish(job, attempt, result)
         finally:
             self._in_flight.discard(event_id)
@@ -223,7 +227,7 @@ class Worker:
             ).info("retry scheduled")
             return
         metrics.jobs_processed.labels(outcome.status).inc()
-        metrics.delivery_latency.observe(max(0.0, (now - scheduled_time(job)).total_seconds()))
+        metrics.observe_delivery(max(0.0, (now - scheduled_time(job)).total_seconds()))
         if outcome.status == "success":
             log.bind(action="delivered").info("delivered")
         else:

@@ -14,11 +14,14 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from eventtrigger.resources import Resources
+from eventtrigger.roles.api.dashboard import DASHBOARD_HTML
 from eventtrigger.roles.api.events import EventRoutes
 from eventtrigger.roles.api.firing import FiringRoutes
 from eventtrigger.roles.api.http import json_response
+from eventtrigger.roles.api.middleware import RequestContext
 from eventtrigger.roles.api.openapi import SWAGGER_HTML, openapi_document
 from eventtrigger.roles.api.problems import Problem, problem_response
+from eventtrigger.roles.api.stats import stats
 from eventtrigger.roles.api.triggers import TriggerRoutes
 from eventtrigger.store.db import TRANSIENT_ERRORS
 
@@ -34,7 +37,7 @@ def by_method(path: str, **handlers: Endpoint) -> Route:
     return Route(path, dispatch, methods=list(handlers))
 
 
-def build_app(res: Resources, *, api: bool) -> Starlette:
+def build_app(res: Resources, *, api: bool) -> RequestContext:
     async def live(request: Request) -> Response:
         return json_response({"status": "ok"})
 
@@ -59,6 +62,12 @@ def build_app(res: Resources, *, api: bool) -> Starlette:
         async def docs(request: Request) -> Response:
             return HTMLResponse(SWAGGER_HTML)
 
+        async def dashboard(request: Request) -> Response:
+            return HTMLResponse(DASHBOARD_HTML)
+
+        async def stats_route(request: Request) -> Response:
+            return await stats(request, res)
+
         t = TriggerRoutes(res)
         f = FiringRoutes(res)
         e = EventRoutes(res)
@@ -71,6 +80,8 @@ def build_app(res: Resources, *, api: bool) -> Starlette:
             Route("/api/v1/test-runs", f.test_run, methods=["POST"]),
             Route("/api/v1/webhook/{trigger_id}", f.webhook, methods=["POST"]),
             Route("/api/v1/events", e.list, methods=["GET"]),
+            Route("/api/v1/stats", stats_route, methods=["GET"]),
+            Route("/dashboard", dashboard, methods=["GET"]),
             Route("/api/v1/events/{event_id}", e.get, methods=["GET"]),
         ]
 
@@ -95,7 +106,8 @@ def build_app(res: Resources, *, api: bool) -> Starlette:
         logger.bind(action="internal_error").exception("unhandled error on {}", request.url.path)
         return problem_response(Problem(500, "Internal error; it has been logged."))
 
-    return Starlette(
+    app = Starlette(
         routes=routes,
         exception_handlers={Problem: on_problem, HTTPException: on_http, Exception: on_error},
     )
+    return RequestContext(app, res.metrics)
