@@ -74,7 +74,7 @@ async def take_snapshot(db: Database, windows: Windows, now: datetime) -> Snapsh
         timings = await tx.fetch_all(Q["stats.recent_timings"], (recent_since,))
         failures = await tx.fetch_all(Q["stats.latest_failures"], (active_since,))
     snap.fire_lateness = _quantiles(
-        [max(0, r["lateness_us"]) / 1e6 for r in timings if r["lateness_us"] is not None]
+        [max(0, r["lateness_us"]) / 1e6 for r in timings if r["source"] == "scheduled"]
     )
     snap.delivery_latency = _quantiles(
         [r["delivery_us"] / 1e6 for r in timings if r["delivery_us"] is not None]

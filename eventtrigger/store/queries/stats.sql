@@ -23,12 +23,13 @@ SELECT COUNT(*) AS n FROM event_logs_archive WHERE fired_at >= %s;
 SELECT status, COUNT(*) AS n FROM event_logs WHERE fired_at >= %s GROUP BY status;
 
 -- name: recent_timings
--- The latest scheduled firings: lateness (scheduled -> fired) and delivery latency
--- (scheduled -> delivered) in microseconds.
-SELECT TIMESTAMPDIFF(MICROSECOND, scheduled_at, fired_at) AS lateness_us,
+-- The latest firings: lateness (scheduled -> fired; meaningful for scheduled ones) and
+-- delivery latency (scheduled -> delivered) in microseconds.
+SELECT source,
+       TIMESTAMPDIFF(MICROSECOND, scheduled_at, fired_at) AS lateness_us,
        TIMESTAMPDIFF(MICROSECOND, scheduled_at, delivered_at) AS delivery_us
 FROM event_logs
-WHERE fired_at >= %s AND source = 'scheduled'
+WHERE fired_at >= %s
 ORDER BY fired_at DESC
 LIMIT 10000;
 
