@@ -14,6 +14,7 @@ install: .local/.deps-installed
 
 services:
 	@bash scripts/services.sh
+	@bash scripts/browser.sh
 
 services-stop:
 	@bash scripts/services-stop.sh

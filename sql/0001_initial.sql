@@ -64,6 +64,8 @@ CREATE TABLE IF NOT EXISTS event_logs (
   UNIQUE KEY uq_events_occurrence (occurrence_id),
   KEY ix_events_fired (fired_at, id),
   KEY ix_events_trigger_fired (trigger_id, fired_at, id),
+  -- covers the per-trigger aggregate (counts by status, last fired) without the rows
+  KEY ix_events_aggregate (trigger_id, trigger_type, status, fired_at),
   KEY ix_events_due (status, next_attempt_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
@@ -91,7 +93,8 @@ CREATE TABLE IF NOT EXISTS event_logs_archive (
   PRIMARY KEY (id),
   UNIQUE KEY uq_archive_occurrence (occurrence_id),
   KEY ix_archive_fired (fired_at, id),
-  KEY ix_archive_trigger_fired (trigger_id, fired_at, id)
+  KEY ix_archive_trigger_fired (trigger_id, fired_at, id),
+  KEY ix_archive_aggregate (trigger_id, trigger_type, status, fired_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 -- (scope, key) -> event: a webhook call's Idempotency-Key maps to the first event only.

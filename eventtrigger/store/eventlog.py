@@ -58,13 +58,16 @@ async def page(
     """Up to `limit` events with lower <= fired_at < upper, newest first, after the cursor."""
     extra, extra_args = where.sql()
     at, last = after if after is not None else (None, None)
-    rows: list[Row] = []
-    async with db.connection() as tx:
+    found: dict[str, Row] = {}
+    # One transaction, so both reads see one snapshot: a move committing in between can
+    # neither hide an event nor show it twice (the dict is a second line of defence).
+    async with db.transaction() as tx:
         for table in tables:
             query = Q["eventlog.page"].format(table=table, where=extra)
             args = [lower, upper or FAR_FUTURE, *extra_args, at, at, at, last, limit]
-            rows += await tx.fetch_all(query, args)
-    rows.sort(key=lambda r: (r["fired_at"], r["id"]), reverse=True)
+            for row in await tx.fetch_all(query, args):
+                found.setdefault(row["id"], row)
+    rows = sorted(found.values(), key=lambda r: (r["fired_at"], r["id"]), reverse=True)
     return [_event(r) for r in rows[:limit]]
 
 

@@ -1,0 +1,101 @@
+"""Many triggers due in the same second: every one fires exactly once, well within the
+10 s limit."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import httpx
+
+from eventtrigger.domain.triggers import parse_iso
+from eventtrigger.store.db import Database, read_json, read_time
+from tests.e2e.conftest import Sink, event_rows, wait_until
+from tests.process import EventtriggerProcess
+
+COUNT = 300
+CHUNK = 50
+
+
+def _quantiles(values: list[float]) -> str:
+    ordered = sorted(values)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return (
+        f"p50 {statistics.median(ordered) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, "
+        f"max {ordered[-1] * 1000:.1f} ms"
+    )
+
+
+async def test_300_triggers_due_in_the_same_second_all_fire_once_within_10s(
+    launch: Callable[..., EventtriggerProcess],
+    api: Callable[[EventtriggerProcess], httpx.AsyncClient],
+    sink: Sink,
+    db: Database,
+) -> None:
+    proc = launch()
+    run_at = (datetime.now(UTC) + timedelta(seconds=9)).replace(microsecond=0)
+    run_at_text = run_at.isoformat().replace("+00:00", "Z")
+
+    async with api(proc) as client:
+
+        async def create(n: int) -> str:
+            created = await client.post(
+                "/api/v1/triggers",
+                json={
+                    "name": f"burst-{n}",
+                    "type": "time_scheduled",
+                    "config": {
+                        "endpoint": sink.url("/burst"),
+                        "run_at": run_at_text,
+                        "payload": {"n": n},
+                    },
+                },
+            )
+            assert created.status_code == 201, created.text
+            assert parse_iso(created.json()["config"]["run_at"]) == run_at
+            trigger_id: str = created.json()["id"]
+            return trigger_id
+
+        ids: list[str] = []
+        for start in range(0, COUNT, CHUNK):
+            ids += await asyncio.gather(*(create(n) for n in range(start, start + CHUNK)))
+    created_by = time.time()
+    assert created_by < run_at.timestamp(), "creation must finish before the triggers are due"
+    trigger_of = dict(enumerate(ids))
+
+    deliveries = await sink.wait_for("/burst", COUNT, timeout=40)
+    counts = Counter(d.json()["n"] for d in deliveries)
+    assert sorted(counts) == list(range(COUNT))
+    assert set(counts.values()) == {1}  # every trigger delivered exactly once
+
+    async def all_succeeded() -> list[dict[str, object]]:
+        rows = await event_rows(db)
+        done = len(rows) == COUNT and all(r["status"] == "success" for r in rows)
+        return rows if done else []
+
+    rows = await wait_until(all_succeeded, timeout=20)
+    assert len({r["id"] for r in rows}) == COUNT
+    assert {r["trigger_id"] for r in rows} == set(ids)
+    for row in rows:
+        payload = read_json(row["payload"])
+        assert row["trigger_id"] == trigger_of[payload["n"]]
+        assert row["source"] == "scheduled"
+        assert row["attempts"] == 1
+        assert read_time(row["scheduled_at"]) == run_at
+    assert {d.headers["webhook-id"] for d in deliveries} == {r["id"] for r in rows}
+
+    fired_lateness = [
+        (read_time(r["fired_at"]) - run_at).total_seconds()  # type: ignore[operator]
+        for r in rows
+    ]
+    arrival_lateness = [d.at - run_at.timestamp() for d in deliveries]
+    print(f"\nburst of {COUNT}: fired lateness {_quantiles(fired_lateness)}")
+    print(f"burst of {COUNT}: arrival lateness {_quantiles(arrival_lateness)}")
+    assert max(fired_lateness) < 10
+    assert min(fired_lateness) >= 0  # never before the scheduled time
+    assert max(arrival_lateness) < 10
+    assert min(arrival_lateness) >= 0

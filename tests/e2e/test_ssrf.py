@@ -1,0 +1,106 @@
+"""The SSRF guard: loopback IP literals (IPv4-mapped IPv6 included) are refused when a
+trigger is saved; a DNS name that resolves to loopback is refused when the worker connects
+(one attempt, no retry, nothing sent); an operator's EVENTTRIGGER_EGRESS_ALLOW_CIDRS lets
+the same delivery through."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from eventtrigger.store.db import Database
+from tests.e2e.conftest import Sink, event_rows, wait_until
+from tests.process import EventtriggerProcess
+
+RETRY = {"max_attempts": 3, "initial_delay": "200ms", "max_delay": "1s"}
+
+
+def _local_name() -> tuple[str, str]:
+    """This machine's host name and the loopback address it resolves to (from /etc/hosts)."""
+    name = socket.gethostname()
+    addresses = {info[4][0] for info in socket.getaddrinfo(name, None, socket.AF_INET)}
+    loopback = sorted(a for a in addresses if ipaddress.ip_address(a).is_loopback)
+    assert loopback == ["127.0.0.1"], f"{name!r} resolves to {addresses}, not 127.0.0.1 only"
+    return name, loopback[0]
+
+
+async def _final(db: Database, event_id: str) -> dict[str, Any]:
+    async def check() -> dict[str, Any] | None:
+        rows = await event_rows(db, "id = %s", (event_id,))
+        return rows[0] if rows and rows[0]["status"] in ("success", "failure") else None
+
+    row: dict[str, Any] = await wait_until(check, timeout=20.0)
+    return row
+
+
+async def _test_run(client: httpx.AsyncClient, endpoint: str) -> str:
+    answer = await client.post(
+        "/api/v1/test-runs",
+        json={
+            "type": "webhook",
+            "config": {"endpoint": endpoint, "schema": {"type": "object"}, "retry": RETRY},
+            "payload": {"probe": True},
+        },
+    )
+    assert answer.status_code == 202, answer.text
+    event_id: str = answer.json()["event_id"]
+    return event_id
+
+
+async def test_endpoint_resolving_to_loopback_is_refused_unless_allowed(
+    launch: Callable[..., EventtriggerProcess],
+    api: Callable[[EventtriggerProcess], httpx.AsyncClient],
+    sink: Sink,
+    db: Database,
+) -> None:
+    name, address = _local_name()
+    guarded = launch(EVENTTRIGGER_EGRESS_ALLOW_CIDRS="")
+    async with api(guarded) as client:
+        # Save time: IP literals are judged at once, whatever their spelling.
+        for endpoint in (
+            sink.url("/x"),
+            f"http://[::ffff:127.0.0.1]:{sink.port}/x",
+            f"http://localhost:{sink.port}/x",
+        ):
+            refused = await client.post(
+                "/api/v1/triggers",
+                json={
+                    "name": "ssrf",
+                    "type": "webhook",
+                    "config": {"endpoint": endpoint, "schema": {"type": "object"}},
+                },
+            )
+            assert refused.status_code == 400, (endpoint, refused.text)
+            assert refused.headers["content-type"] == "application/problem+json"
+            errors = refused.json()["errors"]
+            assert [e["field"] for e in errors] == ["config.endpoint"], (endpoint, errors)
+            assert "loopback" in errors[0]["message"]
+
+        # Connect time: a DNS name is accepted, but what it resolves to is refused.
+        event_id = await _test_run(client, f"http://{name}:{sink.port}/guarded")
+    row = await _final(db, event_id)
+    print(f"\nrefused delivery to {name!r}: {row['last_error']}")
+    assert row["status"] == "failure"
+    assert row["attempts"] == 1  # refused by policy: no retry
+    assert row["last_status_code"] is None
+    assert "refused" in row["last_error"], row["last_error"]
+    assert address in row["last_error"], row["last_error"]
+    assert sink.at("/guarded") == []
+    assert sink.received == []
+
+    # The operator allows that address: the same delivery goes through.
+    allowed = launch(EVENTTRIGGER_EGRESS_ALLOW_CIDRS=f"{address}/32")
+    async with api(allowed) as client:
+        event_id = await _test_run(client, f"http://{name}:{sink.port}/allowed")
+    [delivery] = await sink.wait_for("/allowed", 1)
+    assert delivery.headers["webhook-id"] == event_id
+    assert delivery.json() == {"probe": True}
+    row = await _final(db, event_id)
+    assert row["status"] == "success"
+    assert row["attempts"] == 1
+    assert row["last_status_code"] == 200
+    assert sink.at("/guarded") == []
