@@ -8,11 +8,15 @@ never be delivered in another, and an emptied database.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import secrets
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -186,3 +190,82 @@ async def wait_until(check: Callable[[], Any], timeout: float = 30.0, interval: 
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s (last: {result!r})")
         await asyncio.sleep(interval)
+
+
+async def wait_for_event(
+    db: Database, event_id: str, *statuses: str, timeout: float = 30.0, interval: float = 0.1
+) -> dict[str, Any]:
+    """Poll until event `event_id` has one of `statuses` (by default a final one: success or
+    failure), then return its row."""
+    wanted = statuses or ("success", "failure")
+
+    async def reached() -> dict[str, Any] | None:
+        rows = await event_rows(db, "id = %s", (event_id,))
+        return rows[0] if rows and rows[0]["status"] in wanted else None
+
+    row: dict[str, Any] = await wait_until(reached, timeout, interval)
+    return row
+
+
+async def create_trigger(
+    client: httpx.AsyncClient, kind: str, config: dict[str, Any], name: str = "t", **extra: Any
+) -> dict[str, Any]:
+    """Create a trigger through the API (`extra`: more body fields, e.g. status); it must
+    answer 201. Returns the created trigger."""
+    created = await client.post(
+        "/api/v1/triggers", json={"name": name, "type": kind, "config": config, **extra}
+    )
+    assert created.status_code == 201, created.text
+    trigger: dict[str, Any] = created.json()
+    return trigger
+
+
+async def start_test_run(
+    client: httpx.AsyncClient, kind: str, config: dict[str, Any], payload: Any
+) -> dict[str, Any]:
+    """POST an ephemeral test run; it must answer 202. Returns the answer (event_id,
+    signing_secret)."""
+    answered = await client.post(
+        "/api/v1/test-runs", json={"type": kind, "config": config, "payload": payload}
+    )
+    assert answered.status_code == 202, answered.text
+    body: dict[str, Any] = answered.json()
+    return body
+
+
+async def fire_webhook(webhook_url: str, payload: Any) -> str:
+    """Call a webhook trigger's public URL (no API key); it must answer 202. Returns the
+    event id."""
+    async with httpx.AsyncClient() as anonymous:
+        answer = await anonymous.post(webhook_url, json=payload)
+    assert answer.status_code == 202, answer.text
+    event_id: str = answer.json()["event_id"]
+    return event_id
+
+
+def signature_for(secret: str, delivery: Received) -> str:
+    """The webhook-signature header a delivery signed with `secret` must carry."""
+    signed = (
+        f"{delivery.headers['webhook-id']}.{delivery.headers['webhook-timestamp']}.".encode()
+        + delivery.body
+    )
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+
+
+def rfc3339(at: datetime) -> str:
+    """`at` in UTC, with milliseconds and a Z, as the API takes times."""
+    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def log_lines(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects in a process's log file (other lines are skipped)."""
+    lines = []
+    for raw in path.read_bytes().splitlines():
+        try:
+            line = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(line, dict):
+            lines.append(line)
+    return lines

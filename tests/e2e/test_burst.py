@@ -14,7 +14,7 @@ import httpx
 
 from eventtrigger.domain.triggers import parse_iso
 from eventtrigger.store.db import Database, read_json, read_time
-from tests.e2e.conftest import Sink, event_rows, wait_until
+from tests.e2e.conftest import Sink, create_trigger, event_rows, wait_until
 from tests.process import EventtriggerProcess
 
 COUNT = 300
@@ -43,21 +43,14 @@ async def test_300_triggers_due_in_the_same_second_all_fire_once_within_10s(
     async with api(proc) as client:
 
         async def create(n: int) -> str:
-            created = await client.post(
-                "/api/v1/triggers",
-                json={
-                    "name": f"burst-{n}",
-                    "type": "time_scheduled",
-                    "config": {
-                        "endpoint": sink.url("/burst"),
-                        "run_at": run_at_text,
-                        "payload": {"n": n},
-                    },
-                },
+            trigger = await create_trigger(
+                client,
+                "time_scheduled",
+                {"endpoint": sink.url("/burst"), "run_at": run_at_text, "payload": {"n": n}},
+                name=f"burst-{n}",
             )
-            assert created.status_code == 201, created.text
-            assert parse_iso(created.json()["config"]["run_at"]) == run_at
-            trigger_id: str = created.json()["id"]
+            assert parse_iso(trigger["config"]["run_at"]) == run_at
+            trigger_id: str = trigger["id"]
             return trigger_id
 
         ids: list[str] = []

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from eventtrigger.store.db import Database
-from tests.e2e.conftest import Sink, event_rows, wait_until
+from tests.e2e.conftest import Sink, create_trigger, event_rows, rfc3339, wait_until
 from tests.process import EventtriggerProcess
 
 BURST = 40  # due together, a few seconds ahead
@@ -23,27 +23,20 @@ TOTAL = BURST + LATE
 PER_HOST = 10  # with 1 s answers: the burst takes ~4 s to deliver, so the kill cuts it
 
 
-def _rfc3339(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 async def _create(client: httpx.AsyncClient, name: str, endpoint: str, run_at: datetime) -> str:
-    created = await client.post(
-        "/api/v1/triggers",
-        json={
-            "name": name,
-            "type": "time_scheduled",
-            "config": {
-                "endpoint": endpoint,
-                "run_at": _rfc3339(run_at),
-                "payload": {"name": name},
-                "timeout": "3s",
-                "retry": {"max_attempts": 5, "initial_delay": "200ms", "max_delay": "1s"},
-            },
+    trigger = await create_trigger(
+        client,
+        "time_scheduled",
+        {
+            "endpoint": endpoint,
+            "run_at": rfc3339(run_at),
+            "payload": {"name": name},
+            "timeout": "3s",
+            "retry": {"max_attempts": 5, "initial_delay": "200ms", "max_delay": "1s"},
         },
+        name=name,
     )
-    assert created.status_code == 201, created.text
-    trigger_id: str = created.json()["id"]
+    trigger_id: str = trigger["id"]
     return trigger_id
 
 

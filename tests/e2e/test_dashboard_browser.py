@@ -14,7 +14,7 @@ from playwright.async_api import ConsoleMessage, Error, async_playwright
 
 from eventtrigger.store.db import Database
 from tests.conftest import TEST_API_KEY
-from tests.e2e.conftest import Sink, event_rows, wait_until
+from tests.e2e.conftest import Sink, create_trigger, event_rows, fire_webhook, wait_until
 from tests.process import EventtriggerProcess
 
 CHROMIUM = "/usr/bin/chromium"
@@ -54,35 +54,26 @@ async def test_dashboard_shows_the_numbers_the_api_reports(
     async with api(proc) as client:
         triggers = {}
         for name, path in (("ok", "/ok"), ("failing", "/missing")):
-            created = await client.post(
-                "/api/v1/triggers",
-                json={
-                    "name": name,
-                    "type": "webhook",
-                    "config": {"endpoint": sink.url(path), "schema": {"type": "object"}},
-                },
+            triggers[name] = await create_trigger(
+                client,
+                "webhook",
+                {"endpoint": sink.url(path), "schema": {"type": "object"}},
+                name=name,
             )
-            assert created.status_code == 201, created.text
-            triggers[name] = created.json()
-        paused = await client.post(
-            "/api/v1/triggers",
-            json={
-                "name": "nightly",
-                "type": "cron_scheduled",
-                "status": "paused",
-                "config": {"endpoint": sink.url("/nightly"), "cron": "0 3 * * *"},
-            },
+        await create_trigger(
+            client,
+            "cron_scheduled",
+            {"endpoint": sink.url("/nightly"), "cron": "0 3 * * *"},
+            name="nightly",
+            status="paused",
         )
-        assert paused.status_code == 201, paused.text
 
         failed_ids = []
-        async with httpx.AsyncClient() as anonymous:
-            for name, count in (("ok", n_ok), ("failing", n_failed)):
-                for i in range(count):
-                    fired = await anonymous.post(triggers[name]["webhook_url"], json={"i": i})
-                    assert fired.status_code == 202, fired.text
-                    if name == "failing":
-                        failed_ids.append(fired.json()["event_id"])
+        for name, count in (("ok", n_ok), ("failing", n_failed)):
+            for i in range(count):
+                fired_id = await fire_webhook(triggers[name]["webhook_url"], {"i": i})
+                if name == "failing":
+                    failed_ids.append(fired_id)
 
         async def finished() -> bool:
             rows = await event_rows(db)

@@ -14,48 +14,34 @@ from aiokafka import AIOKafkaProducer
 
 from eventtrigger.domain.jobs import job_message, message_key
 from eventtrigger.store.db import Database, read_json, read_time
-from tests.e2e.conftest import Sink, event_rows, wait_until
+from tests.e2e.conftest import (
+    Sink,
+    create_trigger,
+    event_rows,
+    fire_webhook,
+    log_lines,
+    wait_for_event,
+    wait_until,
+)
 from tests.process import EventtriggerProcess
 
 SCHEMA = {"type": "object", "required": ["n"], "properties": {"n": {"type": "integer"}}}
 
 
-def log_lines(path: Path, action: str, event_id: str) -> list[dict[str, Any]]:
-    lines = []
-    for raw in path.read_bytes().splitlines():
-        try:
-            line = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            continue
-        if (
-            isinstance(line, dict)
-            and line.get("action") == action
-            and line.get("event_id") == event_id
-        ):
-            lines.append(line)
-    return lines
+def _logged(path: Path, action: str, event_id: str) -> list[dict[str, Any]]:
+    return [
+        line
+        for line in log_lines(path)
+        if line.get("action") == action and line.get("event_id") == event_id
+    ]
 
 
 async def _create_webhook(client: httpx.AsyncClient, endpoint: str, **config: Any) -> str:
-    created = await client.post(
-        "/api/v1/triggers",
-        json={
-            "name": "dup",
-            "type": "webhook",
-            "config": {"endpoint": endpoint, "schema": SCHEMA, **config},
-        },
+    trigger = await create_trigger(
+        client, "webhook", {"endpoint": endpoint, "schema": SCHEMA, **config}, name="dup"
     )
-    assert created.status_code == 201, created.text
-    url: str = created.json()["webhook_url"]
+    url: str = trigger["webhook_url"]
     return url
-
-
-async def _wait_for_status(db: Database, event_id: str, status: str, timeout: float) -> None:
-    async def reached() -> bool:
-        rows = await event_rows(db, "id = %s", (event_id,))
-        return bool(rows) and rows[0]["status"] == status
-
-    await wait_until(reached, timeout=timeout)
 
 
 async def test_same_job_published_twice_gives_one_event_log(
@@ -67,12 +53,9 @@ async def test_same_job_published_twice_gives_one_event_log(
     proc = launch()
     async with api(proc) as client:
         webhook_url = await _create_webhook(client, sink.url("/dup"))
-    async with httpx.AsyncClient() as anonymous:
-        fired = await anonymous.post(webhook_url, json={"n": 1})
-    assert fired.status_code == 202, fired.text
-    event_id = fired.json()["event_id"]
+    event_id = await fire_webhook(webhook_url, {"n": 1})
     await sink.wait_for("/dup", 1, timeout=20)
-    await _wait_for_status(db, event_id, "success", 20)
+    await wait_for_event(db, event_id, "success", timeout=20)
 
     # Rebuild the job exactly as the platform publishes it for attempt 1.
     [row] = await event_rows(db, "id = %s", (event_id,))
@@ -99,7 +82,7 @@ async def test_same_job_published_twice_gives_one_event_log(
         await producer.stop()
 
     async def skipped_twice() -> list[dict[str, Any]]:
-        lines = log_lines(proc.log_path, "duplicate_skipped", event_id)
+        lines = _logged(proc.log_path, "duplicate_skipped", event_id)
         return lines if len(lines) >= 2 else []
 
     skipped = await wait_until(skipped_twice, timeout=20)
@@ -110,7 +93,7 @@ async def test_same_job_published_twice_gives_one_event_log(
     assert row["attempts"] == 1
     assert [r["id"] for r in await event_rows(db)] == [event_id]
     assert [r.headers["webhook-id"] for r in sink.at("/dup")] == [event_id]
-    assert len(log_lines(proc.log_path, "delivered", event_id)) == 1
+    assert len(_logged(proc.log_path, "delivered", event_id)) == 1
 
 
 async def test_worker_crash_after_delivery_before_commit_gives_one_event_log(
@@ -125,10 +108,7 @@ async def test_worker_crash_after_delivery_before_commit_gives_one_event_log(
     proc = launch()
     async with api(proc) as client:
         webhook_url = await _create_webhook(client, sink.url("/crash"), timeout="5s")
-    async with httpx.AsyncClient() as anonymous:
-        fired = await anonymous.post(webhook_url, json={"n": 2})
-    assert fired.status_code == 202, fired.text
-    event_id = fired.json()["event_id"]
+    event_id = await fire_webhook(webhook_url, {"n": 2})
 
     async def request_arrived() -> bool:
         # Counted when the request arrives; recorded in sink.received only once answered.
@@ -141,7 +121,7 @@ async def test_worker_crash_after_delivery_before_commit_gives_one_event_log(
     assert row["attempts"] == 0
 
     successor = launch(env=proc.env)  # same topic and consumer group
-    await _wait_for_status(db, event_id, "success", 40)
+    await wait_for_event(db, event_id, "success", timeout=40)
 
     rows = await event_rows(db, "id = %s", (event_id,))
     assert len(rows) == 1
@@ -152,5 +132,5 @@ async def test_worker_crash_after_delivery_before_commit_gives_one_event_log(
     assert 1 <= sink._counts["/crash"] <= 2
     assert all(d.headers["webhook-id"] == event_id for d in deliveries)
     assert all(d.json() == {"n": 2} for d in deliveries)
-    assert len(log_lines(successor.log_path, "delivered", event_id)) == 1
-    assert log_lines(proc.log_path, "delivered", event_id) == []
+    assert len(_logged(successor.log_path, "delivered", event_id)) == 1
+    assert _logged(proc.log_path, "delivered", event_id) == []

@@ -16,14 +16,22 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from eventtrigger.store.db import Database
 from tests.conftest import TEST_API_KEY
 from tests.conftest import test_environ as base_environ
-from tests.e2e.conftest import Sink, e2e_environ, event_rows, wait_until
+from tests.e2e.conftest import (
+    Sink,
+    create_trigger,
+    e2e_environ,
+    event_rows,
+    fire_webhook,
+    log_lines,
+    start_test_run,
+    wait_until,
+)
 from tests.process import EventtriggerProcess, free_port
 
 ROOT = Path(__file__).parents[2]
@@ -70,16 +78,6 @@ async def _scrape(proc: EventtriggerProcess) -> dict[Metric, float]:
 
 def _m(name: str, **labels: str) -> Metric:
     return (name, frozenset(labels.items()))
-
-
-def _log_lines(path: Path) -> list[dict[str, Any]]:
-    lines = []
-    for raw in path.read_text().splitlines():
-        with contextlib.suppress(orjson.JSONDecodeError):
-            line = orjson.loads(raw)
-            if isinstance(line, dict):
-                lines.append(line)
-    return lines
 
 
 # ---- health: Kafka ------------------------------------------------------------------------
@@ -238,7 +236,7 @@ async def test_health_turns_503_when_the_database_is_unreachable_and_200_when_it
     async def roles_noticed() -> bool:  # the outage is felt by the roles too, not just /health
         return any(
             line.get("action") == "db_error" and line.get("role") == "scheduler"
-            for line in _log_lines(proc.log_path)
+            for line in log_lines(proc.log_path)
         )
 
     await wait_until(roles_noticed, timeout=15)
@@ -273,19 +271,14 @@ async def test_processed_counter_and_histograms_rise_by_n_after_n_firings(
             assert metric in before, metric
 
         # N webhook calls: each a job processed, one successful attempt, one latency.
-        created = await client.post(
-            "/api/v1/triggers",
-            json={
-                "name": "counted",
-                "type": "webhook",
-                "config": {"endpoint": sink.url("/counted"), "schema": {"type": "object"}},
-            },
+        counted_hook = await create_trigger(
+            client,
+            "webhook",
+            {"endpoint": sink.url("/counted"), "schema": {"type": "object"}},
+            name="counted",
         )
-        assert created.status_code == 201, created.text
-        async with httpx.AsyncClient() as anonymous:
-            for i in range(n_webhook):
-                fired = await anonymous.post(created.json()["webhook_url"], json={"i": i})
-                assert fired.status_code == 202, fired.text
+        for i in range(n_webhook):
+            await fire_webhook(counted_hook["webhook_url"], {"i": i})
 
         async def webhook_successes() -> bool:
             rows = await event_rows(db, "status = 'success'")
@@ -321,15 +314,12 @@ async def test_processed_counter_and_histograms_rise_by_n_after_n_firings(
 
         # N scheduled firings: each one also a fire-lateness observation.
         for i in range(n_scheduled):
-            made = await client.post(
-                "/api/v1/triggers",
-                json={
-                    "name": f"once {i}",
-                    "type": "time_scheduled",
-                    "config": {"endpoint": sink.url("/once"), "run_in": "2s", "payload": {"i": i}},
-                },
+            await create_trigger(
+                client,
+                "time_scheduled",
+                {"endpoint": sink.url("/once"), "run_in": "2s", "payload": {"i": i}},
+                name=f"once {i}",
             )
-            assert made.status_code == 201, made.text
 
         async def all_successes() -> bool:
             rows = await event_rows(db, "status = 'success'")
@@ -384,7 +374,7 @@ async def test_request_id_sent_in_is_found_in_the_logs_of_that_request(
     def logged(rid: str) -> list[dict[str, Any]]:
         return [
             line
-            for line in _log_lines(proc.log_path)
+            for line in log_lines(proc.log_path)
             if line.get("request_id") == rid and line.get("action") == "http_request"
         ]
 
@@ -411,37 +401,31 @@ async def test_no_api_key_or_signing_secret_appears_in_the_logs(
     wrong_key = f"wrong-key-{secrets.token_hex(12)}"
     signing_secrets: list[str] = []
     async with api(proc) as client:
-        hook = await client.post(
-            "/api/v1/triggers",
-            json={
-                "name": "secretive",
-                "type": "webhook",
-                "config": {
-                    "endpoint": sink.url("/secret"),
-                    "schema": {"type": "object"},
-                    "headers": {"X-Tenant": "acme"},
-                },
+        hook = await create_trigger(
+            client,
+            "webhook",
+            {
+                "endpoint": sink.url("/secret"),
+                "schema": {"type": "object"},
+                "headers": {"X-Tenant": "acme"},
             },
+            name="secretive",
         )
-        assert hook.status_code == 201, hook.text
-        signing_secrets.append(hook.json()["signing_secret"])
-        once = await client.post(
-            "/api/v1/triggers",
-            json={
-                "name": "secretive once",
-                "type": "time_scheduled",
-                "config": {"endpoint": sink.url("/secret"), "run_in": "1s", "payload": {"a": 1}},
-            },
+        signing_secrets.append(hook["signing_secret"])
+        once = await create_trigger(
+            client,
+            "time_scheduled",
+            {"endpoint": sink.url("/secret"), "run_in": "1s", "payload": {"a": 1}},
+            name="secretive once",
         )
-        assert once.status_code == 201, once.text
-        signing_secrets.append(once.json()["signing_secret"])
+        signing_secrets.append(once["signing_secret"])
 
         async with httpx.AsyncClient() as anonymous:
             for i in range(3):
-                fired = await anonymous.post(hook.json()["webhook_url"], json={"i": i})
+                fired = await anonymous.post(hook["webhook_url"], json={"i": i})
                 assert fired.status_code == 202, fired.text
             invalid = await anonymous.post(
-                hook.json()["webhook_url"],
+                hook["webhook_url"],
                 content=b"{not json",
                 headers={"Content-Type": "application/json"},
             )
@@ -456,16 +440,10 @@ async def test_no_api_key_or_signing_secret_appears_in_the_logs(
             )
             assert refused.status_code == 401
 
-        test_run = await client.post(
-            "/api/v1/test-runs",
-            json={
-                "type": "webhook",
-                "config": {"endpoint": sink.url("/secret"), "schema": {}},
-                "payload": {},
-            },
+        test_run = await start_test_run(
+            client, "webhook", {"endpoint": sink.url("/secret"), "schema": {}}, {}
         )
-        assert test_run.status_code == 202, test_run.text
-        signing_secrets.append(test_run.json()["signing_secret"])
+        signing_secrets.append(test_run["signing_secret"])
         bad = await client.post("/api/v1/triggers", json={"name": "", "type": "nope"})
         assert bad.status_code == 400, bad.text
 
@@ -479,15 +457,13 @@ async def test_no_api_key_or_signing_secret_appears_in_the_logs(
 
     # Let the logger's queue catch up: the last delivery's line is in the file.
     async def delivered_logged() -> bool:
-        delivered = [
-            line for line in _log_lines(proc.log_path) if line.get("action") == "delivered"
-        ]
+        delivered = [line for line in log_lines(proc.log_path) if line.get("action") == "delivered"]
         return len(delivered) == 5
 
     await wait_until(delivered_logged, timeout=10)
 
     text = proc.log_path.read_text()
-    assert any(line.get("level") == "DEBUG" for line in _log_lines(proc.log_path))
+    assert any(line.get("level") == "DEBUG" for line in log_lines(proc.log_path))
     forbidden = {"the API key": TEST_API_KEY, "the wrong key": wrong_key}
     for i, secret in enumerate(signing_secrets):
         assert secret.startswith("whsec_"), secret

@@ -12,14 +12,10 @@ import httpx
 
 from eventtrigger.domain.triggers import parse_iso
 from eventtrigger.store.db import Database, read_json, read_time
-from tests.e2e.conftest import Sink, event_rows, wait_until
+from tests.e2e.conftest import Sink, create_trigger, event_rows, rfc3339, wait_until
 from tests.process import EventtriggerProcess
 
 LIMIT = timedelta(seconds=10)
-
-
-def rfc3339(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 async def _wait_for_success(db: Database, trigger_id: str) -> list[dict[str, Any]]:
@@ -86,20 +82,12 @@ async def test_one_shot_trigger_fires_within_10_seconds_of_its_time(
     proc = launch()
     run_at = datetime.now(UTC) + timedelta(seconds=3)
     async with api(proc) as client:
-        created = await client.post(
-            "/api/v1/triggers",
-            json={
-                "name": "once",
-                "type": "time_scheduled",
-                "config": {
-                    "endpoint": sink.url("/once"),
-                    "run_at": rfc3339(run_at),
-                    "payload": {"job": "once"},
-                },
-            },
+        trigger = await create_trigger(
+            client,
+            "time_scheduled",
+            {"endpoint": sink.url("/once"), "run_at": rfc3339(run_at), "payload": {"job": "once"}},
+            name="once",
         )
-        assert created.status_code == 201, created.text
-        trigger = created.json()
         assert parse_iso(trigger["config"]["run_at"]) == run_at.replace(
             microsecond=run_at.microsecond // 1000 * 1000
         )
@@ -117,17 +105,13 @@ async def test_one_shot_trigger_with_run_in_resolves_at_save_and_fires_once(
     proc = launch()
     async with api(proc) as client:
         before = time.time()
-        created = await client.post(
-            "/api/v1/triggers",
-            json={
-                "name": "in two seconds",
-                "type": "time_scheduled",
-                "config": {"endpoint": sink.url("/soon"), "run_in": "2s", "payload": [1, 2]},
-            },
+        trigger = await create_trigger(
+            client,
+            "time_scheduled",
+            {"endpoint": sink.url("/soon"), "run_in": "2s", "payload": [1, 2]},
+            name="in two seconds",
         )
         after = time.time()
-        assert created.status_code == 201, created.text
-        trigger = created.json()
         assert "run_in" not in trigger["config"]
         run_at = parse_iso(trigger["config"]["run_at"]).timestamp()
         assert before + 2 <= run_at <= after + 2

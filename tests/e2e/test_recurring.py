@@ -11,7 +11,7 @@ import httpx
 
 from eventtrigger.domain.triggers import parse_iso
 from eventtrigger.store.db import Database, read_time
-from tests.e2e.conftest import Sink, event_rows, wait_until
+from tests.e2e.conftest import Sink, create_trigger, event_rows, rfc3339, wait_until
 from tests.process import EventtriggerProcess
 
 
@@ -44,20 +44,12 @@ async def test_six_field_cron_every_second_fires_once_per_occurrence_on_time(
 ) -> None:
     proc = launch()
     async with api(proc) as client:
-        created = await client.post(
-            "/api/v1/triggers",
-            json={
-                "name": "every second",
-                "type": "cron_scheduled",
-                "config": {
-                    "endpoint": sink.url("/tick"),
-                    "cron": "* * * * * *",
-                    "payload": {"tick": True},
-                },
-            },
+        trigger = await create_trigger(
+            client,
+            "cron_scheduled",
+            {"endpoint": sink.url("/tick"), "cron": "* * * * * *", "payload": {"tick": True}},
+            name="every second",
         )
-        assert created.status_code == 201, created.text
-        trigger = created.json()
         created_at = parse_iso(trigger["created_at"])
         first = parse_iso(trigger["next_fire_at"])
         assert first.microsecond == 0
@@ -92,18 +84,13 @@ async def test_interval_trigger_is_anchored_and_does_not_drift(
 ) -> None:
     proc = launch()
     start_at = (datetime.now(UTC) + timedelta(seconds=3)).replace(microsecond=250_000)
-    start_text = start_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     async with api(proc) as client:
-        created = await client.post(
-            "/api/v1/triggers",
-            json={
-                "name": "every two seconds",
-                "type": "interval_scheduled",
-                "config": {"endpoint": sink.url("/every"), "every": "2s", "start_at": start_text},
-            },
+        trigger = await create_trigger(
+            client,
+            "interval_scheduled",
+            {"endpoint": sink.url("/every"), "every": "2s", "start_at": rfc3339(start_at)},
+            name="every two seconds",
         )
-        assert created.status_code == 201, created.text
-        trigger = created.json()
         assert parse_iso(trigger["config"]["start_at"]) == start_at
         assert parse_iso(trigger["next_fire_at"]) == start_at  # a future start_at fires at it
 

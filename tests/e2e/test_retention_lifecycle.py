@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from eventtrigger.store.db import Database
-from tests.e2e.conftest import Sink, wait_until
+from tests.e2e.conftest import Sink, start_test_run, wait_until
 from tests.process import EventtriggerProcess
 
 WINDOWS = {
@@ -21,21 +21,18 @@ WINDOWS = {
 
 
 async def _fire_test_run(client: httpx.AsyncClient, sink: Sink, path: str) -> str:
-    answered = await client.post(
-        "/api/v1/test-runs",
-        json={
-            "type": "interval_scheduled",
-            "config": {
-                "endpoint": sink.url(path),
-                "every": "1h",
-                "timeout": "1s",
-                "retry": {"max_attempts": 1},  # the whole retry span fits in the 3 s window
-            },
-            "payload": {"probe": path},
+    answered = await start_test_run(
+        client,
+        "interval_scheduled",
+        {
+            "endpoint": sink.url(path),
+            "every": "1h",
+            "timeout": "1s",
+            "retry": {"max_attempts": 1},  # the whole retry span fits in the 3 s window
         },
+        {"probe": path},
     )
-    assert answered.status_code == 202, answered.text
-    event_id: str = answered.json()["event_id"]
+    event_id: str = answered["event_id"]
     return event_id
 
 

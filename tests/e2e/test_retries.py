@@ -15,43 +15,19 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from eventtrigger.store.db import Database
-from tests.e2e.conftest import Sink, event_rows, wait_until
+from tests.e2e.conftest import Sink, create_trigger, event_rows, fire_webhook, wait_for_event
 from tests.process import EventtriggerProcess
 
 RETRY = {"max_attempts": 3, "initial_delay": "200ms", "max_delay": "1s"}
 
 
 async def _webhook(client: httpx.AsyncClient, endpoint: str) -> dict[str, Any]:
-    created = await client.post(
-        "/api/v1/triggers",
-        json={
-            "name": "retried",
-            "type": "webhook",
-            "config": {"endpoint": endpoint, "schema": {"type": "object"}, "retry": RETRY},
-        },
+    return await create_trigger(
+        client,
+        "webhook",
+        {"endpoint": endpoint, "schema": {"type": "object"}, "retry": RETRY},
+        name="retried",
     )
-    assert created.status_code == 201, created.text
-    trigger: dict[str, Any] = created.json()
-    return trigger
-
-
-async def _call(trigger: dict[str, Any], payload: Any) -> str:
-    async with httpx.AsyncClient() as anonymous:
-        answer = await anonymous.post(trigger["webhook_url"], json=payload)
-    assert answer.status_code == 202, answer.text
-    event_id: str = answer.json()["event_id"]
-    return event_id
-
-
-async def _final_row(db: Database, event_id: str, timeout: float = 30.0) -> dict[str, Any]:
-    async def final() -> dict[str, Any] | None:
-        rows = await event_rows(db, "id = %s", (event_id,))
-        if rows and rows[0]["status"] in ("success", "failure"):
-            return rows[0]
-        return None
-
-    row: dict[str, Any] = await wait_until(final, timeout)
-    return row
 
 
 async def test_503_twice_then_success_gives_one_event_with_three_attempts(
@@ -64,10 +40,10 @@ async def test_503_twice_then_success_gives_one_event_with_three_attempts(
     proc = launch()
     async with api(proc) as client:
         trigger = await _webhook(client, sink.url("/flaky"))
-    event_id = await _call(trigger, {"n": 1})
+    event_id = await fire_webhook(trigger["webhook_url"], {"n": 1})
 
     requests = await sink.wait_for("/flaky", 3)
-    row = await _final_row(db, event_id)
+    row = await wait_for_event(db, event_id)
 
     assert [r["id"] for r in await event_rows(db)] == [event_id]  # one row for 3 attempts
     assert row["status"] == "success"
@@ -97,9 +73,9 @@ async def test_always_500_fails_after_max_attempts_and_goes_to_the_dlq(
     proc = launch()
     async with api(proc) as client:
         trigger = await _webhook(client, sink.url("/broken"))
-    event_id = await _call(trigger, {"n": 2})
+    event_id = await fire_webhook(trigger["webhook_url"], {"n": 2})
 
-    row = await _final_row(db, event_id)
+    row = await wait_for_event(db, event_id)
     assert row["status"] == "failure"
     assert row["attempts"] == RETRY["max_attempts"]
     assert row["last_status_code"] == 500
@@ -156,9 +132,9 @@ async def test_404_fails_after_one_attempt(
     proc = launch()
     async with api(proc) as client:
         trigger = await _webhook(client, sink.url("/gone"))
-    event_id = await _call(trigger, {"n": 3})
+    event_id = await fire_webhook(trigger["webhook_url"], {"n": 3})
 
-    row = await _final_row(db, event_id)
+    row = await wait_for_event(db, event_id)
     assert row["status"] == "failure"
     assert row["attempts"] == 1
     assert row["last_status_code"] == 404
@@ -179,16 +155,12 @@ async def test_retry_after_is_honoured(
     proc = launch()
     async with api(proc) as client:
         trigger = await _webhook(client, sink.url("/busy"))
-    event_id = await _call(trigger, {"n": 4})
+    event_id = await fire_webhook(trigger["webhook_url"], {"n": 4})
 
     [first] = await sink.wait_for("/busy", 1)
 
-    async def retrying() -> dict[str, Any] | None:
-        rows = await event_rows(db, "id = %s", (event_id,))
-        return rows[0] if rows and rows[0]["status"] == "retrying" else None
-
     # Between the attempts the row shows the first outcome and waits for the next.
-    waiting = await wait_until(retrying, timeout=5.0, interval=0.05)
+    waiting = await wait_for_event(db, event_id, "retrying", timeout=5.0, interval=0.05)
     assert waiting["attempts"] == 1
     assert waiting["last_status_code"] == 429
     assert "429" in waiting["last_error"]
@@ -196,7 +168,7 @@ async def test_retry_after_is_honoured(
     assert time.time() - first.at < 2.0  # seen while the Retry-After wait still ran
 
     requests = await sink.wait_for("/busy", 2)
-    row = await _final_row(db, event_id)
+    row = await wait_for_event(db, event_id)
     gap = requests[1].at - requests[0].at
     print(f"\nRetry-After 2: second attempt {gap:.3f} s after the first")
     assert gap >= 2.0, gap  # not the 200 ms backoff

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from eventtrigger.store.db import Database
-from tests.e2e.conftest import Sink, event_rows, wait_until
+from tests.e2e.conftest import Sink, create_trigger, event_rows, wait_until
 from tests.process import EventtriggerProcess
 
 SLOW_SECONDS = 5.0
@@ -20,17 +20,12 @@ PER_HOST = 2
 
 
 async def _webhook(client: httpx.AsyncClient, name: str, endpoint: str) -> dict[str, Any]:
-    created = await client.post(
-        "/api/v1/triggers",
-        json={
-            "name": name,
-            "type": "webhook",
-            "config": {"endpoint": endpoint, "schema": {"type": "object"}, "timeout": "10s"},
-        },
+    return await create_trigger(
+        client,
+        "webhook",
+        {"endpoint": endpoint, "schema": {"type": "object"}, "timeout": "10s"},
+        name=name,
     )
-    assert created.status_code == 201, created.text
-    trigger: dict[str, Any] = created.json()
-    return trigger
 
 
 async def test_slow_endpoint_does_not_delay_other_deliveries(

@@ -8,12 +8,11 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Callable
-from typing import Any
 
 import httpx
 
 from eventtrigger.store.db import Database
-from tests.e2e.conftest import Sink, event_rows, wait_until
+from tests.e2e.conftest import Sink, start_test_run, wait_for_event
 from tests.process import EventtriggerProcess
 
 RETRY = {"max_attempts": 3, "initial_delay": "200ms", "max_delay": "1s"}
@@ -28,26 +27,14 @@ def _local_name() -> tuple[str, str]:
     return name, loopback[0]
 
 
-async def _final(db: Database, event_id: str) -> dict[str, Any]:
-    async def check() -> dict[str, Any] | None:
-        rows = await event_rows(db, "id = %s", (event_id,))
-        return rows[0] if rows and rows[0]["status"] in ("success", "failure") else None
-
-    row: dict[str, Any] = await wait_until(check, timeout=20.0)
-    return row
-
-
 async def _test_run(client: httpx.AsyncClient, endpoint: str) -> str:
-    answer = await client.post(
-        "/api/v1/test-runs",
-        json={
-            "type": "webhook",
-            "config": {"endpoint": endpoint, "schema": {"type": "object"}, "retry": RETRY},
-            "payload": {"probe": True},
-        },
+    answer = await start_test_run(
+        client,
+        "webhook",
+        {"endpoint": endpoint, "schema": {"type": "object"}, "retry": RETRY},
+        {"probe": True},
     )
-    assert answer.status_code == 202, answer.text
-    event_id: str = answer.json()["event_id"]
+    event_id: str = answer["event_id"]
     return event_id
 
 
@@ -82,7 +69,7 @@ async def test_endpoint_resolving_to_loopback_is_refused_unless_allowed(
 
         # Connect time: a DNS name is accepted, but what it resolves to is refused.
         event_id = await _test_run(client, f"http://{name}:{sink.port}/guarded")
-    row = await _final(db, event_id)
+    row = await wait_for_event(db, event_id, timeout=20.0)
     print(f"\nrefused delivery to {name!r}: {row['last_error']}")
     assert row["status"] == "failure"
     assert row["attempts"] == 1  # refused by policy: no retry
@@ -99,7 +86,7 @@ async def test_endpoint_resolving_to_loopback_is_refused_unless_allowed(
     [delivery] = await sink.wait_for("/allowed", 1)
     assert delivery.headers["webhook-id"] == event_id
     assert delivery.json() == {"probe": True}
-    row = await _final(db, event_id)
+    row = await wait_for_event(db, event_id, timeout=20.0)
     assert row["status"] == "success"
     assert row["attempts"] == 1
     assert row["last_status_code"] == 200

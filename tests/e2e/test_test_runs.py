@@ -4,35 +4,21 @@ webhook trigger's test needs a payload that passes its schema."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 
 from eventtrigger.store.db import Database, read_json, read_time
-from tests.e2e.conftest import Received, Sink, event_rows, wait_until
+from tests.e2e.conftest import (
+    Sink,
+    create_trigger,
+    event_rows,
+    signature_for,
+    start_test_run,
+    wait_for_event,
+)
 from tests.process import EventtriggerProcess
-
-
-def signature_for(secret: str, delivery: Received) -> str:
-    signed = (
-        f"{delivery.headers['webhook-id']}.{delivery.headers['webhook-timestamp']}.".encode()
-        + delivery.body
-    )
-    key = base64.b64decode(secret.removeprefix("whsec_"))
-    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
-
-
-async def _succeeded(db: Database, event_id: str) -> dict[str, Any]:
-    async def done() -> dict[str, Any] | None:
-        rows = await event_rows(db, "id = %s", (event_id,))
-        return rows[0] if rows and rows[0]["status"] == "success" else None
-
-    row: dict[str, Any] = await wait_until(done, timeout=20)
-    return row
 
 
 async def _schedules(db: Database) -> list[dict[str, Any]]:
@@ -48,20 +34,16 @@ async def test_test_run_of_scheduled_trigger_fires_once_and_persists_nothing(
 ) -> None:
     proc = launch()
     async with api(proc) as client:
-        created = await client.post(
-            "/api/v1/triggers",
-            json={
-                "name": "new year",
-                "type": "cron_scheduled",
-                "config": {
-                    "endpoint": sink.url("/new-year"),
-                    "cron": "0 0 1 1 *",
-                    "payload": {"configured": True},
-                },
+        trigger = await create_trigger(
+            client,
+            "cron_scheduled",
+            {
+                "endpoint": sink.url("/new-year"),
+                "cron": "0 0 1 1 *",
+                "payload": {"configured": True},
             },
+            name="new year",
         )
-        assert created.status_code == 201, created.text
-        trigger = created.json()
         assert trigger["next_fire_at"] is not None
         schedules_before = await _schedules(db)
         assert [(s["trigger_id"], s["status"]) for s in schedules_before] == [
@@ -81,7 +63,7 @@ async def test_test_run_of_scheduled_trigger_fires_once_and_persists_nothing(
             trigger["signing_secret"], delivery
         )
 
-        row = await _succeeded(db, event_id)
+        row = await wait_for_event(db, event_id, "success", timeout=20)
         assert len(sink.at("/new-year")) == 1  # the event finished; nothing more was sent
         assert row["trigger_id"] == trigger["id"]
         assert row["trigger_type"] == "cron_scheduled"
@@ -110,27 +92,19 @@ async def test_test_run_without_body_sends_the_configured_payload(
 ) -> None:
     proc = launch()
     async with api(proc) as client:
-        created = await client.post(
-            "/api/v1/triggers",
-            json={
-                "name": "hourly",
-                "type": "interval_scheduled",
-                "config": {
-                    "endpoint": sink.url("/hourly"),
-                    "every": "1h",
-                    "payload": {"configured": [1, 2]},
-                },
-            },
+        trigger = await create_trigger(
+            client,
+            "interval_scheduled",
+            {"endpoint": sink.url("/hourly"), "every": "1h", "payload": {"configured": [1, 2]}},
+            name="hourly",
         )
-        assert created.status_code == 201, created.text
-        trigger = created.json()
         tested = await client.post(f"/api/v1/triggers/{trigger['id']}/test")
         assert tested.status_code == 202, tested.text
         event_id = tested.json()["event_id"]
 
     [delivery] = await sink.wait_for("/hourly", 1, timeout=20)
     assert delivery.json() == {"configured": [1, 2]}
-    row = await _succeeded(db, event_id)
+    row = await wait_for_event(db, event_id, "success", timeout=20)
     assert row["source"] == "manual-test"
     assert row["is_test_run"] == 1
     assert len(sink.at("/hourly")) == 1
@@ -144,21 +118,17 @@ async def test_ephemeral_test_run_persists_no_trigger(
 ) -> None:
     proc = launch()
     async with api(proc) as client:
-        answered = await client.post(
-            "/api/v1/test-runs",
-            json={
-                "type": "interval_scheduled",
-                "config": {
-                    "endpoint": sink.url("/ephemeral"),
-                    "every": "1h",
-                    "headers": {"X-Probe": "yes"},
-                    "payload": {"from": "config"},
-                },
-                "payload": {"from": "top-level"},
+        body = await start_test_run(
+            client,
+            "interval_scheduled",
+            {
+                "endpoint": sink.url("/ephemeral"),
+                "every": "1h",
+                "headers": {"X-Probe": "yes"},
+                "payload": {"from": "config"},
             },
+            {"from": "top-level"},
         )
-    assert answered.status_code == 202, answered.text
-    body = answered.json()
     event_id, secret = body["event_id"], body["signing_secret"]
     assert secret.startswith("whsec_")
 
@@ -168,7 +138,7 @@ async def test_ephemeral_test_run_persists_no_trigger(
     assert delivery.headers["webhook-id"] == event_id
     assert delivery.headers["webhook-signature"] == signature_for(secret, delivery)
 
-    row = await _succeeded(db, event_id)
+    row = await wait_for_event(db, event_id, "success", timeout=20)
     assert row["trigger_id"] is None
     assert row["trigger_type"] == "interval_scheduled"
     assert row["is_test_run"] == 1
@@ -191,23 +161,20 @@ async def test_webhook_trigger_test_needs_a_payload_that_passes_its_schema(
 ) -> None:
     proc = launch()
     async with api(proc) as client:
-        created = await client.post(
-            "/api/v1/triggers",
-            json={
-                "name": "orders",
-                "type": "webhook",
-                "config": {
-                    "endpoint": sink.url("/orders"),
-                    "schema": {
-                        "type": "object",
-                        "required": ["order_id"],
-                        "properties": {"order_id": {"type": "integer"}},
-                    },
+        trigger = await create_trigger(
+            client,
+            "webhook",
+            {
+                "endpoint": sink.url("/orders"),
+                "schema": {
+                    "type": "object",
+                    "required": ["order_id"],
+                    "properties": {"order_id": {"type": "integer"}},
                 },
             },
+            name="orders",
         )
-        assert created.status_code == 201, created.text
-        test_url = f"/api/v1/triggers/{created.json()['id']}/test"
+        test_url = f"/api/v1/triggers/{trigger['id']}/test"
 
         missing = await client.post(test_url)
         empty = await client.post(test_url, json={})
@@ -226,6 +193,6 @@ async def test_webhook_trigger_test_needs_a_payload_that_passes_its_schema(
     assert valid.status_code == 202, valid.text
     [delivery] = await sink.wait_for("/orders", 1, timeout=20)
     assert delivery.json() == {"order_id": 5}
-    row = await _succeeded(db, valid.json()["event_id"])
+    row = await wait_for_event(db, valid.json()["event_id"], "success", timeout=20)
     assert row["is_test_run"] == 1
     assert [r["id"] for r in await event_rows(db)] == [row["id"]]

@@ -12,10 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 
 from eventtrigger.store.db import Database, read_time
-from tests.e2e.conftest import Sink, e2e_environ, event_rows, wait_until
+from tests.e2e.conftest import (
+    Sink,
+    create_trigger,
+    e2e_environ,
+    event_rows,
+    log_lines,
+    rfc3339,
+    wait_until,
+)
 from tests.process import EventtriggerProcess
 
 ONE_SHOTS = 30
@@ -24,14 +31,13 @@ RETRY = {"max_attempts": 3, "initial_delay": "200ms", "max_delay": "1s"}
 
 
 def _fired_by_scheduler(log: Path) -> list[dict[str, Any]]:
-    lines = [orjson.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
-    return [e for e in lines if e.get("action") == "fired" and e.get("role") == "scheduler"]
+    return [
+        e for e in log_lines(log) if e.get("action") == "fired" and e.get("role") == "scheduler"
+    ]
 
 
-async def _create(client: httpx.AsyncClient, body: dict[str, Any]) -> str:
-    created = await client.post("/api/v1/triggers", json=body)
-    assert created.status_code == 201, created.text
-    trigger_id: str = created.json()["id"]
+async def _create(client: httpx.AsyncClient, name: str, kind: str, config: dict[str, Any]) -> str:
+    trigger_id: str = (await create_trigger(client, kind, config, name=name))["id"]
     return trigger_id
 
 
@@ -46,25 +52,21 @@ async def test_two_scheduler_processes_never_fire_an_occurrence_twice(
     second = launch("scheduler,worker", env=env)
 
     due = datetime.now(UTC) + timedelta(seconds=3)
-    run_at = due.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    run_at = rfc3339(due)
     async with api(first) as client:
         cron = await _create(
             client,
-            {
-                "name": "every second",
-                "type": "cron_scheduled",
-                "config": {"endpoint": sink.url("/cron"), "cron": "* * * * * *", "retry": RETRY},
-            },
+            "every second",
+            "cron_scheduled",
+            {"endpoint": sink.url("/cron"), "cron": "* * * * * *", "retry": RETRY},
         )
         one_shots = await asyncio.gather(
             *(
                 _create(
                     client,
-                    {
-                        "name": f"once-{n}",
-                        "type": "time_scheduled",
-                        "config": {"endpoint": sink.url("/once"), "run_at": run_at, "retry": RETRY},
-                    },
+                    f"once-{n}",
+                    "time_scheduled",
+                    {"endpoint": sink.url("/once"), "run_at": run_at, "retry": RETRY},
                 )
                 for n in range(ONE_SHOTS)
             )
