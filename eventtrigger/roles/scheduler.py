@@ -144,7 +144,7 @@ class Scheduler:
             await insert_events(tx, events, now)
             done = [r["id"] for r in rows]
             await tx.execute(in_list(Q["schedules.complete"], done), (now, *done))
-            await tx.executemany(Q["schedules.insert_next"], next_rows)
+            await tx.executemany(Q["triggers.insert_occurrence"], next_rows)
             if finished:
                 await tx.execute(
                     in_list(Q["schedules.complete_triggers"], finished), (now, *finished)

@@ -3,10 +3,13 @@ transaction, so a trigger is never saved without its next occurrence (or vice ve
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from eventtrigger.clock import Clock
+from eventtrigger.domain.triggers import PatchPlan
 from eventtrigger.store.db import Database, Row, Tx, read_json, read_time, write_json
 from eventtrigger.store.queries import Q
 
@@ -66,13 +69,13 @@ class TriggerStore:
             )
             if first_fire is not None and status == "active":
                 await add_occurrence(tx, trigger_id, first_fire, now)
-            record = await self._select(tx, trigger_id)
+            record = await _select(tx, trigger_id)
         assert record is not None
         return record
 
     async def get(self, trigger_id: str) -> TriggerRecord | None:
         async with self.db.connection() as tx:
-            return await self._select(tx, trigger_id)
+            return await _select(tx, trigger_id)
 
     async def list(
         self,
@@ -95,12 +98,10 @@ class TriggerStore:
             await tx.execute(Q["triggers.delete_occurrences"], (trigger_id,))
             return await tx.execute(Q["triggers.delete"], (trigger_id,)) == 1
 
-    async def _select(self, tx: Tx, trigger_id: str) -> TriggerRecord | None:
-        row = await tx.fetch_one(Q["triggers.select"], (trigger_id,))
-        return None if row is None else _record(row)
 
-    async def select_in(self, tx: Tx, trigger_id: str) -> TriggerRecord | None:
-        return await self._select(tx, trigger_id)
+async def _select(tx: Tx, trigger_id: str) -> TriggerRecord | None:
+    row = await tx.fetch_one(Q["triggers.select"], (trigger_id,))
+    return None if row is None else _record(row)
 
 
 async def lock(tx: Tx, trigger_id: str) -> Row | None:
@@ -112,7 +113,7 @@ async def lock(tx: Tx, trigger_id: str) -> Row | None:
 
 
 async def add_occurrence(tx: Tx, trigger_id: str, fire_at: datetime, now: datetime) -> None:
-    await tx.execute(Q["triggers.insert_occurrence"], (trigger_id, fire_at, now, now, now))
+    await tx.execute(Q["triggers.insert_occurrence"], (trigger_id, fire_at, "pending", now, now))
 
 
 async def cancel_occurrences(tx: Tx, trigger_id: str, now: datetime) -> None:
@@ -135,17 +136,21 @@ async def update(
 
 
 async def apply_patch(
-    db: Database, trigger_id: str, decide: Any, now: datetime
+    db: Database, trigger_id: str, decide: Callable[[Row, datetime], PatchPlan], clock: Clock
 ) -> TriggerRecord | None:
-    """Lock the trigger, let `decide(row)` plan the change (it may raise), apply it.
+    """Lock the trigger, let `decide(row, now)` plan the change (it may raise), apply it.
 
+    `now` is read after the locks are held: a firing that committed while we waited is
+    then in the past, so the plan never re-adds an occurrence that already fired.
     None if the trigger does not exist.
     """
     async with db.transaction() as tx:
+        await tx.fetch_all(Q["triggers.lock_occurrences"], (trigger_id,))
         row = await lock(tx, trigger_id)
         if row is None:
             return None
-        plan = decide(row)
+        now = clock.now()
+        plan = decide(row, now)
         await update(
             tx,
             trigger_id,
@@ -159,5 +164,4 @@ async def apply_patch(
             await cancel_occurrences(tx, trigger_id, now)
             if plan.next_fire_at is not None:
                 await add_occurrence(tx, trigger_id, plan.next_fire_at, now)
-        record = await TriggerStore(db).select_in(tx, trigger_id)
-    return record
+        return await _select(tx, trigger_id)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from eventtrigger.domain.triggers import TriggerPatch, plan_patch
+from eventtrigger.clock import FrozenClock
+from eventtrigger.domain.triggers import PatchPlan, TriggerPatch, plan_patch
 from eventtrigger.ids import new_id, new_signing_secret
-from eventtrigger.store.db import Database
+from eventtrigger.store.db import Database, Row
+from eventtrigger.store.queries import Q
 from eventtrigger.store.triggers import (
     TriggerStore,
     add_occurrence,
@@ -113,8 +116,8 @@ async def test_a_cancelled_occurrence_is_revived_but_a_completed_one_is_not(db: 
 async def test_pause_then_resume_replaces_the_occurrence_with_a_future_one(db: Database) -> None:
     trigger_id = await _create(TriggerStore(db))
 
-    def decide(status: str, now: datetime):  # type: ignore[no-untyped-def]
-        def plan(row):  # type: ignore[no-untyped-def]
+    def decide(status: str) -> Callable[[Row, datetime], PatchPlan]:
+        def plan(row: Row, now: datetime) -> PatchPlan:
             return plan_patch(
                 kind=row["type"],
                 name=row["name"],
@@ -127,10 +130,11 @@ async def test_pause_then_resume_replaces_the_occurrence_with_a_future_one(db: D
 
         return plan
 
-    paused = await apply_patch(db, trigger_id, decide("paused", NOW), NOW)
+    clock = FrozenClock(NOW)
+    paused = await apply_patch(db, trigger_id, decide("paused"), clock)
     assert paused is not None and paused.status == "paused" and paused.next_fire_at is None
-    later = NOW + timedelta(minutes=10, seconds=30)
-    resumed = await apply_patch(db, trigger_id, decide("active", later), later)
+    clock.advance(timedelta(minutes=10, seconds=30))
+    resumed = await apply_patch(db, trigger_id, decide("active"), clock)
     assert resumed is not None and resumed.status == "active"
     # the next anchored occurrence after `later`, not the ten that were missed
     assert resumed.next_fire_at == NOW + timedelta(minutes=11)
@@ -187,3 +191,20 @@ async def test_paging_returns_every_trigger_once_while_new_ones_arrive(db: Datab
     assert len(seen) == len(set(seen)), "a trigger was listed twice"
     assert existing <= set(seen), "a trigger that existed before paging was skipped"
     assert seen == sorted(seen, reverse=True)
+
+
+async def test_an_occurrence_cancelled_by_an_edit_is_revived_when_the_schedule_reaches_it(
+    db: Database,
+) -> None:
+    """An edit cancels 12:02 and adds 12:01; when 12:01 fires, the scheduler re-adds
+    12:02 through the same statement, which must bring the cancelled row back, or the
+    trigger would never fire again."""
+    trigger_id = await _create(TriggerStore(db))
+    cancelled_at = NOW + timedelta(minutes=1)
+    async with db.transaction() as tx:
+        await cancel_occurrences(tx, trigger_id, NOW)
+    async with db.transaction() as tx:  # the scheduler's multi-row insert of next ones
+        await tx.executemany(
+            Q["triggers.insert_occurrence"], [(trigger_id, cancelled_at, "pending", NOW, NOW)]
+        )
+    assert await _occurrences(db, trigger_id) == [(cancelled_at, "pending")]

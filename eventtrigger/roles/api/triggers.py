@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -11,6 +12,7 @@ from eventtrigger.domain.errors import InvalidInput
 from eventtrigger.domain.schemas import SCHEDULED_TYPES, TRIGGER_TYPES
 from eventtrigger.domain.triggers import (
     Limits,
+    PatchPlan,
     first_fire,
     iso,
     plan_patch,
@@ -125,16 +127,13 @@ class TriggerRoutes:
         settings = self.res.settings
         require_key(request, settings)
         trigger_id = request.path_params["trigger_id"]
-        current = await _existing(self.store, trigger_id)
+        await _existing(self.store, trigger_id)  # 404 before any complaint about the body
         body = await read_json(request, settings.max_body_bytes)
-        now = self.res.clock.now()
-        try:
-            patch = validate_patch(body, current.type, now, limits(self.res))
-        except InvalidInput as exc:
-            raise _invalid(exc) from None
 
-        def decide(row: Row) -> Any:
+        def decide(row: Row, now: datetime) -> PatchPlan:
+            """Validated and planned under the row lock, with `now` read under it too."""
             try:
+                patch = validate_patch(body, row["type"], now, limits(self.res))
                 return plan_patch(
                     kind=row["type"],
                     name=row["name"],
@@ -147,7 +146,7 @@ class TriggerRoutes:
             except InvalidInput as exc:
                 raise _invalid(exc) from None
 
-        record = await apply_patch(self.res.db, trigger_id, decide, now)
+        record = await apply_patch(self.res.db, trigger_id, decide, self.res.clock)
         if record is None:
             raise Problem(404, f"No trigger with id {trigger_id!r}.")
         return json_response(trigger_json(record, settings.public_url))

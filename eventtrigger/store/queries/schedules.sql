@@ -38,11 +38,6 @@ UPDATE trigger_schedules
 SET status = 'completed', lease_owner = NULL, lease_until = NULL, updated_at = %s
 WHERE id IN ({ids});
 
--- name: insert_next
-INSERT INTO trigger_schedules (trigger_id, fire_at, status, created_at, updated_at)
-VALUES (%s, %s, %s, %s, %s)
-ON DUPLICATE KEY UPDATE id = id;
-
 -- name: complete_triggers
 UPDATE triggers SET status = 'completed', updated_at = %s
 WHERE id IN ({ids}) AND status = 'active';

@@ -39,15 +39,22 @@ WHERE id = %s;
 DELETE FROM triggers WHERE id = %s;
 
 -- name: insert_occurrence
--- Re-adding an occurrence that a pause or edit cancelled revives the same row; one that
--- is pending, processing or completed is left alone (it already exists or already fired).
+-- The one way occurrences are added (API and scheduler alike, one row or many). Re-adding
+-- one that a pause or edit cancelled revives the same row; one that is pending,
+-- processing or completed is left alone (it exists already, or it already fired).
+-- No placeholders after VALUES: asyncmy copies this clause as is into multi-row inserts.
 INSERT INTO trigger_schedules (trigger_id, fire_at, status, created_at, updated_at)
-VALUES (%s, %s, 'pending', %s, %s)
+VALUES (%s, %s, %s, %s, %s)
 ON DUPLICATE KEY UPDATE
   lease_owner = IF(status = 'cancelled', NULL, lease_owner),
   lease_until = IF(status = 'cancelled', NULL, lease_until),
-  updated_at = IF(status = 'cancelled', %s, updated_at),
+  updated_at = IF(status = 'cancelled', created_at, updated_at),
   status = IF(status = 'cancelled', 'pending', status);
+
+-- name: lock_occurrences
+-- Taken before the trigger row, in the same order as the scheduler's firing
+-- transaction (occurrences, then trigger), so the two cannot deadlock.
+SELECT id FROM trigger_schedules WHERE trigger_id = %s FOR UPDATE;
 
 -- name: cancel_occurrences
 -- Also occurrences already claimed: the scheduler re-checks the row when it fires.
