@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError
 from loguru import logger
 
 from eventtrigger import __version__
@@ -88,17 +88,24 @@ class Publisher:
         if not messages:
             return True
         topic = topic or self._settings.kafka_topic
+
+        async def one(message: dict[str, Any]) -> None:
+            sent = await self._producer.send(topic, orjson.dumps(message), key=message_key(message))
+            await sent
+
+        # Each message on its own: one that fails (too large, say) must not hold back the
+        # rest of the batch.
         try:
             async with asyncio.timeout(PUBLISH_TIMEOUT):
-                futures = [
-                    await self._producer.send(topic, orjson.dumps(m), key=message_key(m))
-                    for m in messages
-                ]
-                await asyncio.gather(*futures)
-        except (KafkaError, TimeoutError) as exc:
+                results = await asyncio.gather(*(one(m) for m in messages), return_exceptions=True)
+        except TimeoutError as exc:
+            results = [exc]
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
             logger.bind(action="publish_failed", topic=topic).warning(
-                "could not publish {} job(s): {!r}; they will be re-published", len(messages), exc
-            )
+                "could not publish {} of {} job(s): {!r}; they will be re-published",
+                len(failures), len(messages), failures[0],
+            )  # fmt: skip
             return False
         return True
 

@@ -87,15 +87,17 @@ class Deliverer:
             return Result(None, f"refused: {why}", None, permanent=True)
         body = b"" if request["body"] is None else orjson.dumps(request["body"])
         timestamp = int(now.timestamp())
-        headers = {
-            **request["headers"],
-            "User-Agent": f"eventtrigger/{__version__}",
-            "webhook-id": job["event_id"],
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(job["signing_secret"], job["event_id"], timestamp, body),
-        }
-        if request["body"] is not None:
-            headers.setdefault("Content-Type", "application/json")
+        # The user's own User-Agent / Content-Type win; names compare case-insensitively so
+        # a request never carries two of either.
+        headers = dict(request["headers"])
+        given = {name.lower() for name in headers}
+        if "user-agent" not in given:
+            headers["User-Agent"] = f"eventtrigger/{__version__}"
+        if request["body"] is not None and "content-type" not in given:
+            headers["Content-Type"] = "application/json"
+        headers["webhook-id"] = job["event_id"]
+        headers["webhook-timestamp"] = str(timestamp)
+        headers["webhook-signature"] = sign(job["signing_secret"], job["event_id"], timestamp, body)
         timeout = parse_duration(job["timeout"]).total_seconds()
         try:
             async with self._session.request(
@@ -118,6 +120,9 @@ class Deliverer:
             return Result(None, _short(exc), None)
         except (aiohttp.ClientError, OSError) as exc:
             return Result(None, _short(exc), None)
+        except (UnicodeError, ValueError) as exc:
+            # The URL cannot be requested at all (e.g. a host IDNA refuses): retrying won't help.
+            return Result(None, _short(exc), None, permanent=True)
 
 
 def _short(exc: BaseException) -> str:

@@ -34,6 +34,8 @@ CREATE TABLE IF NOT EXISTS trigger_schedules (
   updated_at       DATETIME(6) NOT NULL,
   PRIMARY KEY (id),
   UNIQUE KEY uq_schedules_trigger_fire (trigger_id, fire_at),
+  -- a trigger's pending occurrence (next_fire_at, cancel) without reading its history
+  KEY ix_schedules_trigger_status (trigger_id, status, fire_at),
   KEY ix_schedules_claim (status, fire_at),
   KEY ix_schedules_lease (status, lease_until)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;

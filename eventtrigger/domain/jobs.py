@@ -8,12 +8,18 @@ never change it and a re-publish sends exactly what the first publish sent.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from eventtrigger.domain.triggers import iso, parse_iso
 
 MESSAGE_VERSION = 1
+# Kafka refuses messages over 1 MiB by default (broker and producer alike); a job must
+# fit whole, so bodies are capped below that at the door rather than failing later.
+MAX_JOB_BYTES = 1_000_000
+_SAMPLE_TIME = datetime(2000, 1, 1, 0, 0, 0, 1, tzinfo=UTC)
 BODYLESS_METHODS = frozenset({"GET", "DELETE"})
 TEST_RUN_NOTE = "test run"
 
@@ -85,6 +91,16 @@ def event_dict(event: NewEvent) -> dict[str, Any]:
         "request": event.request,
         "attempts": 0,
     }
+
+
+def job_bytes(payload: Any, request: dict[str, Any]) -> int:
+    """Size of the job message a firing with this payload and request snapshot makes."""
+    sample = {
+        "id": "0" * 26, "trigger_id": "0" * 26, "trigger_type": "interval_scheduled",
+        "source": "manual-test", "is_test_run": True, "scheduled_at": _SAMPLE_TIME,
+        "fired_at": _SAMPLE_TIME, "payload": payload, "request": request, "attempts": 19,
+    }  # fmt: skip
+    return len(orjson.dumps(job_message(sample)))
 
 
 def message_key(message: dict[str, Any]) -> bytes:

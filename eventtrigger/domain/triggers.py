@@ -278,6 +278,8 @@ class _Checker:
             self.fail(field, "put credentials in headers, not in the URL")
         elif any(c.isspace() for c in url):
             self.fail(field, "the URL cannot contain spaces")
+        elif not _valid_host(host):
+            self.fail(field, f"{host!r} is not a valid host name")
         elif (why := host_refusal(host, self.limits.egress_allow)) is not None:
             self.fail(field, why)
 
@@ -327,6 +329,18 @@ class _Checker:
         out["every"] = format_duration(every)
         self.bounds(config, out)
         out.setdefault("start_at", iso(self.now))  # the anchor: creation (or edit) time
+
+
+def _valid_host(host: str) -> bool:
+    """Whether the host can be looked up at all (IDNA: no empty or over-long labels)."""
+    bare = host.strip("[]")
+    if ":" in bare:  # an IPv6 literal, already parsed by urlsplit
+        return True
+    try:
+        bare.encode("idna")
+    except UnicodeError:
+        return False
+    return True
 
 
 def retry_span(

@@ -46,7 +46,7 @@ async def take_snapshot(db: Database, windows: Windows, now: datetime) -> Snapsh
     active_since, kept_since = windows.active_since(now), windows.kept_since(now)
     recent_since = now - timedelta(seconds=RECENT_SECONDS)
     snap = Snapshot(as_of=now)
-    async with db.connection() as tx:
+    async with db.transaction() as tx:  # one snapshot across the hot and archive tables
         for row in await tx.fetch_all(Q["stats.triggers_by_type_status"]):
             snap.triggers.setdefault(row["type"], {})[row["status"]] = int(row["n"])
         overdue = await tx.fetch_one(Q["stats.overdue_occurrences"], (now,))

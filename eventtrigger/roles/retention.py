@@ -8,43 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from asyncmy.errors import OperationalError
 from loguru import logger
 
 from eventtrigger.domain.retention import Windows
 from eventtrigger.resources import Resources
-from eventtrigger.store.db import TRANSIENT_ERRORS, Database
+from eventtrigger.store.db import TRANSIENT_ERRORS, Database, retry_conflicts
 from eventtrigger.store.events import in_list
 from eventtrigger.store.queries import Q
 
 BATCH = 500
-LOCK_CONFLICTS = (1205, 1213)  # lock wait timeout, deadlock
 HEARTBEAT = 1.0
-
-
-async def _retry_conflicts(work: Callable[[], Awaitable[int]], attempts: int = 5) -> int:
-    """Run `work`, again if InnoDB chose it as a deadlock victim or a lock wait timed out.
-
-    Several retention processes (and the workers) touch the same rows; a conflict only
-    means this batch lost the race, and the next try sees the other's result.
-    """
-    for attempt in range(1, attempts + 1):
-        try:
-            return await work()
-        except OperationalError as exc:
-            if exc.args[0] not in LOCK_CONFLICTS or attempt == attempts:
-                raise
-            await asyncio.sleep(0.05 * attempt)
-    raise AssertionError("unreachable")
 
 
 async def move_batch(db: Database, before: datetime, limit: int = BATCH) -> int:
     """Copy up to `limit` finished events fired before `before` to the archive and delete
     them from the hot table, in one transaction; how many moved."""
-    return await _retry_conflicts(lambda: _move(db, before, limit))
+    return await retry_conflicts(lambda: _move(db, before, limit))
 
 
 async def _move(db: Database, before: datetime, limit: int) -> int:
@@ -66,7 +47,7 @@ async def _drain(db: Database, query: str, before: datetime) -> int:
             return await tx.execute(Q[query], (before, BATCH))
 
     while True:
-        n = await _retry_conflicts(delete_batch)
+        n = await retry_conflicts(delete_batch)
         total += n
         if n < BATCH:
             return total

@@ -136,7 +136,8 @@ async def run(settings: Settings, roles: tuple[str, ...]) -> None:
     try:
         async with asyncio.TaskGroup() as group:
             group.create_task(_serve_http(_Server(config), stop), name="http")
-            group.create_task(res.stats.run(res.clock, stop), name="stats")
+            if "api" in roles:  # the snapshot serves /metrics gauges, stats and dashboard
+                group.create_task(res.stats.run(res.clock, stop), name="stats")
             for role in roles:
                 group.create_task(registry[role](res, stop), name=role)
     finally:

@@ -33,7 +33,7 @@ from eventtrigger.domain.jobs import (
 from eventtrigger.domain.triggers import next_fire
 from eventtrigger.ids import new_id
 from eventtrigger.resources import Resources
-from eventtrigger.store.db import TRANSIENT_ERRORS, read_json, read_time
+from eventtrigger.store.db import TRANSIENT_ERRORS, read_json, read_time, retry_conflicts
 from eventtrigger.store.events import in_list, insert_events, take_due
 from eventtrigger.store.queries import Q
 
@@ -98,7 +98,7 @@ class Scheduler:
         if not await sleep_until(self.res.clock, fire_at, stop):
             return  # stopping: _release hands the claim back
         try:
-            await self._fire(ids)
+            await retry_conflicts(lambda: self._fire(ids))
         except TRANSIENT_ERRORS as exc:
             # The claim stays ours until its lease expires; then any scheduler retries it.
             self.log.bind(action="fire_failed").warning("firing {} failed: {}", ids, exc)

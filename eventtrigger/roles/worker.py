@@ -34,6 +34,7 @@ from eventtrigger.store.events import Attempt, claim_for_delivery, record_attemp
 
 COMMIT_SECONDS = 0.5
 MAX_IN_FLIGHT = 4096  # jobs admitted but not finished; bounds memory under a backlog
+HOST_QUEUE_FACTOR = 4  # a host may have this many rounds of its slots admitted
 
 
 class Offsets:
@@ -89,7 +90,7 @@ class Worker:
         self._hosts: dict[str, asyncio.Semaphore] = defaultdict(
             lambda: asyncio.Semaphore(res.settings.worker_per_host)
         )
-        self._admitted = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self._queued: dict[str, int] = defaultdict(int)  # per host: admitted, not finished
         self._in_flight: set[str] = set()  # event ids being delivered by this process
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -121,23 +122,27 @@ class Worker:
         for record in records:
             tp = TopicPartition(record.topic, record.partition)
             self.offsets.add(tp, record.offset)
-            try:
-                job = orjson.loads(record.value)
-                event_id = str(job["event_id"])
-                int(job["attempt"])
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            job = _decode(record.value)
+            if job is None:
                 self.log.bind(action="bad_message", offset=record.offset).error("unreadable job")
                 self.offsets.done(tp, record.offset)
                 continue
-            if event_id in self._in_flight or event_id in jobs:
+            event_id = job["event_id"]
+            earlier = jobs.get(event_id)
+            if event_id in self._in_flight or (earlier and earlier[1]["attempt"] >= job["attempt"]):
                 self._skip(tp, record.offset, job)
                 continue
+            if earlier is not None:  # a newer attempt of the same event in the same batch
+                self._skip(TopicPartition(earlier[0].topic, earlier[0].partition),
+                           earlier[0].offset, earlier[1])  # fmt: skip
             jobs[event_id] = (record, job)
+        jobs = self._shed(jobs)
         if not jobs:
             return
         now = self.res.clock.now()
+        # A job may wait behind HOST_QUEUE_FACTOR rounds of its host's slots before it runs.
         longest = max(parse_duration(j["timeout"]) for _, j in jobs.values())
-        deadline = now + longest + self.settings.recovery_after
+        deadline = now + longest * HOST_QUEUE_FACTOR + self.settings.recovery_after
         todo = await self._with_retries(
             self._claim, {k: int(j["attempt"]) for k, (_, j) in jobs.items()}, deadline
         )
@@ -146,11 +151,38 @@ class Worker:
             if event_id not in todo:
                 self._skip(tp, record.offset, job)
                 continue
-            await self._admitted.acquire()
             self._in_flight.add(event_id)
+            self._queued[_host(job)] += 1
             task = asyncio.create_task(self._deliver(tp, record.offset, job))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    def _shed(
+        self, jobs: dict[str, tuple[Any, dict[str, Any]]]
+    ) -> dict[str, tuple[Any, dict[str, Any]]]:
+        """Leave jobs this process cannot start soon to the re-publisher, unclaimed.
+
+        The consume loop never waits for a slot: a host whose queue is full (or a process
+        at its in-flight cap) gets no more jobs here, so one slow endpoint cannot stall
+        consumption for every other endpoint. The skipped events keep their deadline
+        and are re-published when it passes, to whichever worker has room.
+        """
+        kept: dict[str, tuple[Any, dict[str, Any]]] = {}
+        planned: dict[str, int] = defaultdict(int)
+        host_cap = self.settings.worker_per_host * HOST_QUEUE_FACTOR
+        for event_id, (record, job) in jobs.items():
+            host = _host(job)
+            room = self._queued[host] + planned[host] < host_cap
+            if room and len(self._in_flight) + len(kept) < MAX_IN_FLIGHT:
+                kept[event_id] = (record, job)
+                planned[host] += 1
+                continue
+            self.log.bind(
+                action="deferred", trigger_id=job["trigger_id"], event_id=event_id,
+                attempt=job["attempt"],
+            ).info("host queue full; left for re-publishing")  # fmt: skip
+            self.offsets.done(TopicPartition(record.topic, record.partition), record.offset)
+        return kept
 
     async def _claim(self, attempts: dict[str, int], deadline: datetime) -> set[str]:
         async with self.res.db.transaction() as tx:
@@ -168,19 +200,24 @@ class Worker:
     async def _deliver(self, tp: TopicPartition, offset: int, job: dict[str, Any]) -> None:
         event_id = job["event_id"]
         attempt = int(job["attempt"])
+        host = _host(job)
         try:
-            host = urlsplit(job["request"]["url"]).netloc
             async with self._hosts[host], self._slots:
                 self.res.metrics.jobs_processing.inc()
                 try:
                     result = await self.deliverer.send(job, self.res.clock.now())
+                except Exception as exc:  # a bug must not leave the event re-sent forever
+                    self.log.bind(action="delivery_error", event_id=event_id).exception(
+                        "delivery raised"
+                    )
+                    result = Result(None, f"internal error: {type(exc).__name__}", None, True)
                 finally:
                     self.res.metrics.jobs_processing.dec()
             await self._finish(job, attempt, result)
         finally:
             self._in_flight.discard(event_id)
+            self._queued[host] -= 1
             self.offsets.done(tp, offset)
-            self._admitted.release()
 
     async def _finish(self, job: dict[str, Any], attempt: int, result: Result) -> None:
         now = self.res.clock.now()
@@ -276,6 +313,32 @@ class Worker:
                 self.log.bind(action="drain_timeout").warning(
                     "{} delivery(ies) cut at shutdown; they will be re-delivered", len(pending)
                 )
+
+
+def _host(job: dict[str, Any]) -> str:
+    return str(urlsplit(job["request"]["url"]).netloc)
+
+
+def _decode(value: bytes | None) -> dict[str, Any] | None:
+    """A job message, checked for every field the worker relies on; None if unusable."""
+    try:
+        job = orjson.loads(value or b"")
+        request, retry_policy = job["request"], job["retry"]
+        checks = (
+            isinstance(job["event_id"], str),
+            isinstance(job["attempt"], int) and job["attempt"] >= 1,
+            isinstance(request["url"], str) and isinstance(request["method"], str),
+            isinstance(request["headers"], dict),
+            isinstance(job["signing_secret"], str),
+            isinstance(retry_policy["max_attempts"], int),
+        )
+        parse_duration(job["timeout"])
+        parse_duration(retry_policy["initial_delay"])
+        parse_duration(retry_policy["max_delay"])
+        scheduled_time(job)
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+        return None
+    return job if all(checks) and isinstance(job, dict) else None
 
 
 async def run(res: Resources, stop: asyncio.Event) -> None:

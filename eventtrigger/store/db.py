@@ -8,11 +8,12 @@ and are decoded here, once.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncmy
 import orjson
@@ -25,6 +26,24 @@ Row = dict[str, Any]
 # A lost connection or a server that is not there yet; worth a retry by the caller.
 TRANSIENT_ERRORS = (OSError, asyncmy.errors.OperationalError, asyncmy.errors.InterfaceError)
 DUPLICATE_KEY = 1062
+
+
+LOCK_CONFLICTS = (1205, 1213)  # lock wait timeout, deadlock
+T = TypeVar("T")
+
+
+async def retry_conflicts(work: Callable[[], Awaitable[T]], attempts: int = 5) -> T:
+    """Run a transaction again if InnoDB chose it as a deadlock victim (or a lock wait
+    timed out): that only means it lost a race, and the next try sees the winner's result.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return await work()
+        except asyncmy.errors.OperationalError as exc:
+            if exc.args[0] not in LOCK_CONFLICTS or attempt == attempts:
+                raise
+            await asyncio.sleep(0.02 * attempt)
+    raise AssertionError("unreachable")
 
 
 def utc(value: datetime) -> datetime:

@@ -83,7 +83,7 @@ async def find(db: Database, event_id: str) -> Row | None:
 async def aggregate(db: Database, since: datetime) -> list[dict[str, Any]]:
     """Per trigger: counts by status and the last fired time, over both tables."""
     per: dict[str, dict[str, Any]] = {}
-    async with db.connection() as tx:
+    async with db.transaction() as tx:  # one snapshot: a move in between counts once
         for table in (HOT, ARCHIVE):
             for row in await tx.fetch_all(Q["eventlog.aggregate"].format(table=table), (since,)):
                 item = per.setdefault(

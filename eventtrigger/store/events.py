@@ -109,8 +109,3 @@ async def record_attempt(tx: Tx, a: Attempt, now: datetime) -> bool:
         ),
     )
     return changed == 1
-
-
-async def get_event(tx: Tx, event_id: str) -> Row | None:
-    row = await tx.fetch_one(Q["events.select_one"], (event_id,))
-    return None if row is None else _event_row(row)

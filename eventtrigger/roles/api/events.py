@@ -111,7 +111,7 @@ class EventRoutes:
                 continue
             try:
                 value = _parse_time(raw)
-            except ValueError:
+            except (ValueError, OverflowError):
                 raise Problem(
                     400,
                     "Invalid query parameter.",

@@ -19,9 +19,11 @@ from starlette.responses import Response
 
 from eventtrigger.domain.errors import FieldError, InvalidInput, join_path
 from eventtrigger.domain.jobs import (
+    MAX_JOB_BYTES,
     TEST_RUN_NOTE,
     NewEvent,
     event_dict,
+    job_bytes,
     job_message,
     request_snapshot,
 )
@@ -77,6 +79,11 @@ class FiringRoutes:
 
     async def _fire(self, event: NewEvent, idempotency: tuple[str, str, str] | None = None) -> str:
         """Store the event (and idempotency key), publish; the event id that stands."""
+        size = job_bytes(event.payload, event.request)
+        if size > MAX_JOB_BYTES:
+            raise Problem(
+                413, f"This payload makes a {size}-byte job; at most {MAX_JOB_BYTES} fit."
+            )
         now = self.res.clock.now()
         async with self.res.db.transaction() as tx:
             if idempotency is not None:

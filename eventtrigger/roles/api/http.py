@@ -34,7 +34,7 @@ def _is_json(content_type: str) -> bool:
 async def read_body(request: Request, limit: int) -> bytes:
     """The raw body, refusing (413) as soon as it exceeds `limit` bytes."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise Problem(413, f"The body is larger than {limit} bytes.")
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -66,7 +66,7 @@ def query_limit(request: Request, default: int = 50, maximum: int = 500) -> int:
     raw = request.query_params.get("limit")
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= maximum:
         raise Problem(
             400,
             "Invalid query parameter.",
@@ -91,13 +91,14 @@ def decode_cursor(request: Request) -> tuple[datetime, str] | None:
         when = datetime.fromisoformat(at)
         if when.tzinfo is None or not looks_like_id(item_id):
             raise ValueError(text)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+        when = when.astimezone(UTC)
+    except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError):
         raise Problem(
             400,
             "Invalid query parameter.",
             [FieldError("cursor", "not a cursor returned by this API")],
         ) from None
-    return when.astimezone(UTC), item_id
+    return when, item_id
 
 
 def query_choice(request: Request, name: str, choices: tuple[str, ...]) -> str | None:

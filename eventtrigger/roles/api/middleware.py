@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from eventtrigger.observability.metrics import Metrics
 
 _SANE_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+_WEBHOOK = re.compile(r"^/api/v1/webhook/[^/]+")
 _QUIET = ("/health", "/metrics")  # probes and scrapes: logged at DEBUG only
 
 
@@ -49,7 +50,8 @@ class RequestContext:
             try:
                 await self.app(scope, receive, send_with_id)
             finally:
-                path = scope["path"]
+                # A webhook URL's trigger id is its secret: never write it to the logs.
+                path = _WEBHOOK.sub("/api/v1/webhook/{trigger_id}", scope["path"])
                 self.metrics.http_requests.labels(scope["method"], str(status)).inc()
                 level = "DEBUG" if path.startswith(_QUIET) else "INFO"
                 logger.bind(

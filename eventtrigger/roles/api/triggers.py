@@ -8,7 +8,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from eventtrigger.domain.errors import InvalidInput
+from eventtrigger.domain.errors import FieldError, InvalidInput
+from eventtrigger.domain.jobs import MAX_JOB_BYTES, job_bytes, request_snapshot
 from eventtrigger.domain.schemas import SCHEDULED_TYPES, TRIGGER_TYPES
 from eventtrigger.domain.triggers import (
     Limits,
@@ -31,7 +32,7 @@ from eventtrigger.roles.api.http import (
     read_json,
 )
 from eventtrigger.roles.api.problems import Problem
-from eventtrigger.store.db import Row
+from eventtrigger.store.db import Row, retry_conflicts
 from eventtrigger.store.triggers import TriggerRecord, TriggerStore, apply_patch
 
 
@@ -59,6 +60,19 @@ def trigger_json(record: TriggerRecord, public_url: str) -> dict[str, Any]:
     return body
 
 
+_SECRET_SHAPE = "whsec_" + "A" * 44  # sizes a job before the real secret exists
+
+
+def check_job_size(config: dict[str, Any]) -> None:
+    """400 if firings of this config would make jobs too large for Kafka."""
+    size = job_bytes(config.get("payload"), request_snapshot(config, _SECRET_SHAPE))
+    if size > MAX_JOB_BYTES:
+        field = "config.payload" if config.get("payload") is not None else "config.headers"
+        raise Problem(400, "The request has invalid fields.", [
+            FieldError(field, f"makes each job {size} bytes; at most {MAX_JOB_BYTES} fit")
+        ])  # fmt: skip
+
+
 def _invalid(exc: InvalidInput) -> Problem:
     return Problem(400, exc.detail, exc.errors)
 
@@ -84,6 +98,7 @@ class TriggerRoutes:
             new = validate_create(body, now, limits(self.res))
         except InvalidInput as exc:
             raise _invalid(exc) from None
+        check_job_size(new.config)
         trigger_id = new_id(now)
         record = await self.store.create(
             trigger_id=trigger_id,
@@ -134,6 +149,8 @@ class TriggerRoutes:
             """Validated and planned under the row lock, with `now` read under it too."""
             try:
                 patch = validate_patch(body, row["type"], now, limits(self.res))
+                if patch.config is not None:
+                    check_job_size(patch.config)
                 return plan_patch(
                     kind=row["type"],
                     name=row["name"],
@@ -146,7 +163,9 @@ class TriggerRoutes:
             except InvalidInput as exc:
                 raise _invalid(exc) from None
 
-        record = await apply_patch(self.res.db, trigger_id, decide, self.res.clock)
+        record = await retry_conflicts(
+            lambda: apply_patch(self.res.db, trigger_id, decide, self.res.clock)
+        )
         if record is None:
             raise Problem(404, f"No trigger with id {trigger_id!r}.")
         return json_response(trigger_json(record, settings.public_url))

@@ -33,6 +33,3 @@ UPDATE event_logs
 SET status = %s, attempts = %s, last_status_code = %s, last_error = %s,
     delivered_at = %s, next_attempt_at = %s, updated_at = %s
 WHERE id = %s AND attempts = %s AND status IN ('pending', 'retrying');
-
--- name: select_one
-SELECT * FROM event_logs WHERE id = %s;
