@@ -92,3 +92,9 @@ def test_retry_after_parses_seconds_and_http_dates(
     header: str | None, expected: timedelta | None
 ) -> None:
     assert parse_retry_after(header, NOW) == expected
+
+
+@pytest.mark.parametrize("header", ["99999999999999999999", "\u00b2", "\u0661\u0662", "1e9"])
+def test_odd_retry_after_values_never_raise(header: str) -> None:
+    wait = parse_retry_after(header, NOW)
+    assert wait is None or timedelta(0) <= wait <= timedelta(hours=1)
