@@ -55,6 +55,7 @@ class RequestContext:
                 self.metrics.http_requests.labels(scope["method"], str(status)).inc()
                 level = "DEBUG" if path.startswith(_QUIET) else "INFO"
                 logger.bind(
+                    role="http",  # the process's HTTP server, whatever roles it runs
                     action="http_request",
                     method=scope["method"],
                     path=path,
