@@ -121,4 +121,6 @@ def job_consumer(settings: Settings) -> AIOKafkaConsumer:
         max_poll_records=500,
         session_timeout_ms=10000,
         heartbeat_interval_ms=1000,
+        # Notice new topics and partitions within seconds (the default is 5 minutes).
+        metadata_max_age_ms=5000,
     )

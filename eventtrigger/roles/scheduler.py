@@ -53,6 +53,9 @@ class Scheduler:
 
     async def run(self, stop: asyncio.Event) -> None:
         self.log.bind(action="role_started").info("scheduler {} started", self.owner)
+        # Re-publishing has its own loop: a slow or unreachable Kafka must never delay
+        # claiming, which is what keeps firings on time.
+        republisher = asyncio.create_task(self._republish_loop(stop), name="republisher")
         try:
             while not stop.is_set():
                 self.res.health.beat("scheduler")
@@ -60,9 +63,14 @@ class Scheduler:
                     await self._tick(stop)
                 except TRANSIENT_ERRORS as exc:
                     self.log.bind(action="db_error").warning("scheduler tick failed: {}", exc)
+                if republisher.done():
+                    republisher.result()  # a crashed loop takes the role down, loudly
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), POLL_SECONDS)
         finally:
+            republisher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await republisher
             await self._release()
 
     async def _tick(self, stop: asyncio.Event) -> None:
@@ -71,7 +79,15 @@ class Scheduler:
             task = asyncio.create_task(self._fire_when_due(fire_at, ids, stop))
             self._timers.add(task)
             task.add_done_callback(self._timers.discard)
-        await self._republish(now)
+
+    async def _republish_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self._republish(self.res.clock.now())
+            except TRANSIENT_ERRORS as exc:
+                self.log.bind(action="db_error").warning("re-publish failed: {}", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), POLL_SECONDS)
 
     async def _claim(self, now: datetime) -> dict[datetime, list[int]]:
         """Claim due and abandoned occurrences; grouped by fire time."""

@@ -97,6 +97,7 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         await self.deliverer.start()
         await self.consumer.start()
+        await self._await_topic(stop)
         self.consumer.subscribe([self.settings.kafka_topic], listener=_Rebalance(self))
         committer = asyncio.create_task(self._commit_loop(stop))
         self.log.bind(action="role_started").info("worker started")
@@ -115,6 +116,24 @@ class Worker:
             await self.commit(None)
             await self.consumer.stop()
             await self.deliverer.stop()
+
+    async def _await_topic(self, stop: asyncio.Event, seconds: float = 30.0) -> None:
+        """Wait until the consumer's metadata knows the job topic's partitions.
+
+        A topic created moments ago may not be in the metadata yet; joining the group then
+        assigns this worker no partitions, and nothing would be consumed until the next
+        metadata refresh.
+        """
+        topic = self.settings.kafka_topic
+        deadline = asyncio.get_running_loop().time() + seconds
+        while not stop.is_set() and asyncio.get_running_loop().time() < deadline:
+            await self.consumer.topics()  # a metadata round trip
+            if self.consumer.partitions_for_topic(topic):
+                return
+            self.res.health.beat("worker")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.2)
+        self.log.bind(action="topic_missing").warning("no partitions for {} yet", topic)
 
     async def _admit(self, records: list[Any]) -> None:
         """Decode a batch, claim what is still to do in one query, start its deliveries."""
