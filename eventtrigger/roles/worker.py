@@ -126,8 +126,9 @@ class Worker:
         """
         topic = self.settings.kafka_topic
         deadline = asyncio.get_running_loop().time() + seconds
+        client = self.consumer._client  # aiokafka has no public way to refresh it
         while not stop.is_set() and asyncio.get_running_loop().time() < deadline:
-            await self.consumer.topics()  # a metadata round trip
+            await client.force_metadata_update()
             if self.consumer.partitions_for_topic(topic):
                 return
             self.res.health.beat("worker")
