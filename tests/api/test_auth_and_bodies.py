@@ -232,26 +232,16 @@ async def test_json_media_type_variants_are_accepted(
 
 
 @pytest.mark.parametrize(
-    "raw", [b"{", b"", b"{'name': 'x'}", b'{"name": "x",}', b"\xff\xfe", b'{"a": NaN}']
-)
+    "raw",
+    [
+        # broken JSON declared as JSON
+        b"{", b"", b"{'name': 'x'}", b'{"name": "x",}', b"\xff\xfe", b'{"a": NaN}',
+        # valid JSON that is not an object
+        b"[]", b'"x"', b"null", b"1", b"true", b'[{"name": "t"}]',
+    ],
+)  # fmt: skip
 @pytest.mark.parametrize("method", ["POST", "PATCH"])
-async def test_broken_json_declared_as_json_is_400_problem(
-    client: httpx.AsyncClient, db: Database, method: str, raw: bytes
-) -> None:
-    trigger_id = await _existing_id(client)
-    before = (await client.get(f"{TRIGGERS}/{trigger_id}")).json()
-    path = TRIGGERS if method == "POST" else f"{TRIGGERS}/{trigger_id}"
-    response = await client.request(
-        method, path, content=raw, headers={"content-type": "application/json"}
-    )
-    assert_problem(response, 400)
-    assert (await client.get(f"{TRIGGERS}/{trigger_id}")).json() == before
-    assert (await table_counts(db))["triggers"] == 1
-
-
-@pytest.mark.parametrize("raw", [b"[]", b'"x"', b"null", b"1", b"true", b'[{"name": "t"}]'])
-@pytest.mark.parametrize("method", ["POST", "PATCH"])
-async def test_json_that_is_not_an_object_is_400_problem(
+async def test_a_body_that_is_not_a_json_object_is_400_problem_and_changes_nothing(
     client: httpx.AsyncClient, db: Database, method: str, raw: bytes
 ) -> None:
     trigger_id = await _existing_id(client)
