@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from eventtrigger.store.db import Database, Row, read_json, read_time
+from eventtrigger.store.db import Database, Row, read_time
+from eventtrigger.store.events import decode_event
 from eventtrigger.store.queries import Q
 
 HOT, ARCHIVE = "event_logs", "event_logs_archive"
 FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
-_TIMES = ("scheduled_at", "fired_at", "delivered_at", "created_at", "updated_at")
 
 
 @dataclass(frozen=True)
@@ -35,14 +35,6 @@ class EventFilter:
                 parts.append(f"AND {column} = %s")
                 args.append(value)
         return " ".join(parts), args
-
-
-def _event(row: Row) -> Row:
-    row["payload"] = read_json(row["payload"])
-    row["is_test_run"] = bool(row["is_test_run"])
-    for key in _TIMES:
-        row[key] = read_time(row[key])
-    return row
 
 
 async def page(
@@ -68,7 +60,7 @@ async def page(
             for row in await tx.fetch_all(query, args):
                 found.setdefault(row["id"], row)
     rows = sorted(found.values(), key=lambda r: (r["fired_at"], r["id"]), reverse=True)
-    return [_event(r) for r in rows[:limit]]
+    return [decode_event(r) for r in rows[:limit]]
 
 
 async def find(db: Database, event_id: str) -> Row | None:
@@ -76,7 +68,7 @@ async def find(db: Database, event_id: str) -> Row | None:
         for table in (HOT, ARCHIVE):
             row = await tx.fetch_one(Q["eventlog.one"].format(table=table), (event_id,))
             if row is not None:
-                return _event(row)
+                return decode_event(row)
     return None
 
 

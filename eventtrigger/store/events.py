@@ -45,11 +45,21 @@ async def insert_events(tx: Tx, events: Sequence[NewEvent], now: datetime) -> No
     )
 
 
-def _event_row(row: Row) -> Row:
-    row["payload"] = read_json(row["payload"])
-    row["request"] = read_json(row["request"])
-    for key in ("scheduled_at", "fired_at"):
-        row[key] = read_time(row[key])
+_JSON_COLUMNS = ("payload", "request")
+_TIME_COLUMNS = ("scheduled_at", "fired_at", "delivered_at", "created_at", "updated_at")
+
+
+def decode_event(row: Row) -> Row:
+    """An event row as read: JSON decoded, times in UTC, the flag a bool (the columns
+    present in `row`, whichever query selected them)."""
+    for key in _JSON_COLUMNS:
+        if key in row:
+            row[key] = read_json(row[key])
+    for key in _TIME_COLUMNS:
+        if key in row:
+            row[key] = read_time(row[key])
+    if "is_test_run" in row:
+        row["is_test_run"] = bool(row["is_test_run"])
     return row
 
 
@@ -59,7 +69,7 @@ async def take_due(tx: Tx, now: datetime, deadline: datetime, limit: int) -> lis
     if rows:
         ids = [r["id"] for r in rows]
         await tx.execute(in_list(Q["events.set_deadline"], ids), (deadline, *ids))
-    return [_event_row(r) for r in rows]
+    return [decode_event(r) for r in rows]
 
 
 @dataclass(frozen=True)
