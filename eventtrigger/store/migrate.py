@@ -1,5 +1,8 @@
 """`eventtrigger migrate`: create the database if missing, then apply `sql/NNNN_*.sql`.
 
+The migrations live inside the package (`eventtrigger/sql/`), so a normal, non-editable
+install (a wheel, the container image) carries them.
+
 Safe from several containers at once: a named lock (GET_LOCK) serialises runners, and the
 `schema_migrations` table records what is applied, so a second run is a no-op. MySQL
 commits DDL implicitly, so a file is recorded right after its last statement succeeds;
@@ -17,7 +20,7 @@ import asyncmy
 
 from eventtrigger.config import DatabaseSettings
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "sql"
+MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "sql"
 LOCK_NAME = "eventtrigger.migrate"
 _FILE = re.compile(r"^(\d{4})_([\w-]+)\.sql$")
 
@@ -38,6 +41,9 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
         migrations.append(
             Migration(int(match[1]), match[2], tuple(split_statements(path.read_text())))
         )
+    if not migrations:
+        # An install without its SQL must fail loudly, not report "up to date".
+        raise FileNotFoundError(f"no migration files in {directory}")
     versions = [m.version for m in migrations]
     if len(set(versions)) != len(versions):
         raise ValueError("two migration files share a version number")
