@@ -1,4 +1,5 @@
-"""Command line: `eventtrigger migrate`, `eventtrigger run --roles=...`, `--version`."""
+"""Command line: `eventtrigger migrate`, `eventtrigger run --roles=...`, `--version`, plus
+`healthcheck` (the container's probe) and `echo` (a receiver for trying deliveries)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,31 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--roles", default="all", help="all, or a comma-separated subset of " + ",".join(ROLES)
     )
+    sub.add_parser("healthcheck", help="exit 0 when this container's /health answers 200")
+    echo = sub.add_parser("echo", help="run a receiver that logs every delivery it gets")
+    echo.add_argument("--host", default="0.0.0.0")
+    echo.add_argument("--port", type=int, default=8080)
     return parser
+
+
+def healthcheck(port: int, timeout: float = 4.0) -> int:
+    """Ask the process serving on `port` of this host for /health: 0 when 200, else 1.
+
+    Standard library only, so the probe starts fast and needs nothing beyond the image.
+    """
+    import urllib.error
+    import urllib.request
+
+    url = f"http://127.0.0.1:{port}/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:
+            print(answer.read().decode(errors="replace"))
+            return 0
+    except urllib.error.HTTPError as exc:
+        print(f"{url}: {exc.code} {exc.read().decode(errors='replace')}", file=sys.stderr)
+    except OSError as exc:
+        print(f"{url}: {exc}", file=sys.stderr)
+    return 1
 
 
 def _run_async(coro: Coroutine[Any, Any, None]) -> None:
@@ -49,6 +74,11 @@ def _run_async(coro: Coroutine[Any, Any, None]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "echo":
+        from eventtrigger.echo import serve
+
+        serve(args.host, args.port)
+        return 0
     try:
         settings: Settings = load_settings()
         roles = parse_roles(args.roles) if args.command == "run" else ()
@@ -60,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"eventtrigger: configuration error: {exc}", file=sys.stderr)
         return 2
+
+    if args.command == "healthcheck":
+        return healthcheck(settings.http_port)
 
     from eventtrigger.observability.logs import setup_logging
 

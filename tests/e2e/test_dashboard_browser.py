@@ -46,7 +46,7 @@ async def test_dashboard_shows_the_numbers_the_api_reports(
     tmp_path: Path,
 ) -> None:
     if shutil.which(CHROMIUM) is None:
-        pytest.fail(f"{CHROMIUM} is missing: run `bash scripts/browser.sh` (or `make services`)")
+        pytest.fail(f"{CHROMIUM} is missing: run `bash scripts/browser.sh` (or `make test`)")
     n_ok, n_failed = 3, 2
     sink.respond("/missing", (404, {}, 0.0))  # a 404 is final: the event fails at once
 
