@@ -4,11 +4,22 @@ Times cross this boundary as aware UTC datetimes: we pass UTC values (asyncmy wr
 wall-clock fields and ignores tzinfo, so they must already be UTC) and stamp UTC on what
 we read, since DATETIME columns hold naive UTC. JSON columns come back as text on MariaDB
 and are decoded here, once.
+
+Isolation: every session runs READ COMMITTED. Under REPEATABLE READ a locking scan (the
+scheduler's `SELECT ... FOR UPDATE SKIP LOCKED` over due occurrences) also locks the gaps
+between index entries, so an API insert of a new occurrence due soon waited on the
+scheduler's gap lock while the scheduler waited on the API's new row: deadlock 1213 under
+load. READ COMMITTED takes no gap locks (our unique keys, not gap locks, prevent
+duplicates). Reads that must see two tables at one instant use `snapshot()`.
+
+Lock conflicts: a deadlock victim or a lock wait timeout is run again (`run`), bounded and
+with jitter, so a lost race never reaches the API as a 5xx.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -29,20 +40,36 @@ DUPLICATE_KEY = 1062
 
 
 LOCK_CONFLICTS = (1205, 1213)  # lock wait timeout, deadlock
+UNKNOWN_VARIABLE = 1193
+CONFLICT_ATTEMPTS = 6
+CONFLICT_BASE_DELAY = 0.01  # seconds; doubles per attempt, times a jitter in [0.5, 1.5)
 T = TypeVar("T")
 
 
-async def retry_conflicts(work: Callable[[], Awaitable[T]], attempts: int = 5) -> T:
+def is_lock_conflict(exc: BaseException) -> bool:
+    return isinstance(exc, asyncmy.errors.OperationalError) and exc.args[0] in LOCK_CONFLICTS
+
+
+def conflict_delay(attempt: int, draw: float) -> float:
+    """Pause before re-running after the `attempt`-th (1-based) conflict; `draw` in [0, 1).
+
+    Jitter keeps two victims of the same deadlock from colliding again in lockstep.
+    """
+    return float(CONFLICT_BASE_DELAY * 2 ** (attempt - 1) * (0.5 + draw))
+
+
+async def retry_conflicts(work: Callable[[], Awaitable[T]], attempts: int = CONFLICT_ATTEMPTS) -> T:
     """Run a transaction again if InnoDB chose it as a deadlock victim (or a lock wait
     timed out): that only means it lost a race, and the next try sees the winner's result.
+    InnoDB has rolled the whole transaction back, so re-running all of `work` is safe.
     """
     for attempt in range(1, attempts + 1):
         try:
             return await work()
         except asyncmy.errors.OperationalError as exc:
-            if exc.args[0] not in LOCK_CONFLICTS or attempt == attempts:
+            if not is_lock_conflict(exc) or attempt == attempts:
                 raise
-            await asyncio.sleep(0.02 * attempt)
+            await asyncio.sleep(conflict_delay(attempt, random.random()))
     raise AssertionError("unreachable")
 
 
@@ -103,22 +130,45 @@ class Database:
         self._settings = settings
         self._pool: Any = None
 
-    async def connect(self) -> None:
+    def _params(self) -> dict[str, Any]:
         s = self._settings
+        return {
+            "host": s.host,
+            "port": s.port,
+            "user": s.user,
+            "password": str(s.password),
+            "database": s.database,
+            "autocommit": True,
+            "charset": "utf8mb4",
+            "connect_timeout": 5,
+        }
+
+    async def connect(self) -> None:
+        isolation = await self._isolation_variable()
         self._pool = await asyncmy.create_pool(
             minsize=1,
-            maxsize=s.pool_size,
-            host=s.host,
-            port=s.port,
-            user=s.user,
-            password=str(s.password),
-            database=s.database,
-            autocommit=True,
-            charset="utf8mb4",
-            init_command="SET time_zone = '+00:00'",
-            connect_timeout=5,
+            maxsize=self._settings.pool_size,
+            # One statement (asyncmy reads one result): UTC times, no gap locks.
+            init_command=f"SET time_zone = '+00:00', {isolation} = 'READ-COMMITTED'",
             pool_recycle=600,
+            **self._params(),
         )
+
+    async def _isolation_variable(self) -> str:
+        """`transaction_isolation` (MySQL 8, MariaDB 11.1+) or `tx_isolation` (MariaDB
+        10.x): the servers we support share no name for the session's isolation level."""
+        conn = await asyncmy.connect(**self._params())
+        try:
+            async with conn.cursor() as cursor:
+                try:
+                    await cursor.execute("SELECT @@SESSION.transaction_isolation")
+                except asyncmy.errors.OperationalError as exc:
+                    if exc.args[0] != UNKNOWN_VARIABLE:
+                        raise
+                    return "SESSION tx_isolation"
+            return "SESSION transaction_isolation"
+        finally:
+            conn.close()
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -134,7 +184,8 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
-        """BEGIN ... COMMIT, or ROLLBACK if the block raises."""
+        """BEGIN ... COMMIT, or ROLLBACK if the block raises. Prefer `run`, which also
+        re-runs the block when it loses a lock conflict."""
         async with self._pool.acquire() as conn:
             await conn.begin()
             try:
@@ -144,6 +195,31 @@ class Database:
                 await conn.rollback()
                 raise
             await conn.commit()
+
+    async def run(self, work: Callable[[Tx], Awaitable[T]]) -> T:
+        """`work(tx)` in one transaction, run again (bounded, with jitter) when it loses a
+        deadlock or a lock wait times out. `work` may run more than once, so it must only
+        touch the database through `tx` (or compute what it needs again)."""
+
+        async def once() -> T:
+            async with self.transaction() as tx:
+                return await work(tx)
+
+        return await retry_conflicts(once)
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[Tx]:
+        """A read-only transaction whose reads all see one instant (REPEATABLE READ with a
+        consistent snapshot taken at once), for figures read from several tables: a move
+        between the hot table and the archive then counts once, never twice or not at all.
+        """
+        async with self._pool.acquire() as conn, conn.cursor(DictCursor) as cursor:
+            await cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            await cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+            try:
+                yield Tx(cursor)
+            finally:
+                await conn.rollback()  # read only: nothing to keep
 
     async def ping(self) -> float:
         """Round-trip one query; the latency in milliseconds."""

@@ -1,5 +1,6 @@
 """Trigger persistence: every write that touches a trigger and its occurrences is one
-transaction, so a trigger is never saved without its next occurrence (or vice versa)."""
+transaction, so a trigger is never saved without its next occurrence (or vice versa).
+Writes go through `Database.run`, so a lost lock race is run again, not answered 503."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from eventtrigger.clock import Clock
 from eventtrigger.domain.triggers import PatchPlan
 from eventtrigger.store.db import Database, Row, Tx, read_json, read_time, write_json
+from eventtrigger.store.events import in_list
 from eventtrigger.store.queries import Q
 
 
@@ -62,14 +64,17 @@ class TriggerStore:
         first_fire: datetime | None,
         now: datetime,
     ) -> TriggerRecord:
-        async with self.db.transaction() as tx:
+
+        async def work(tx: Tx) -> TriggerRecord | None:
             await tx.execute(
                 Q["triggers.insert"],
                 (trigger_id, name, kind, status, write_json(config), signing_secret, now, now),
             )
             if first_fire is not None and status == "active":
                 await add_occurrence(tx, trigger_id, first_fire, now)
-            record = await _select(tx, trigger_id)
+            return await _select(tx, trigger_id)
+
+        record = await self.db.run(work)
         assert record is not None
         return record
 
@@ -94,9 +99,17 @@ class TriggerStore:
         return [_record(r) for r in rows]
 
     async def delete(self, trigger_id: str) -> bool:
-        async with self.db.transaction() as tx:
+        """Remove the trigger and its pending occurrences; False if there was none.
+
+        Fired and cancelled occurrences stay for retention to prune: deleting (and so
+        locking) a long-running trigger's whole history would make a DELETE cost grow
+        with it. Occurrences first, then the trigger: the scheduler's order."""
+
+        async def work(tx: Tx) -> bool:
             await tx.execute(Q["triggers.delete_occurrences"], (trigger_id,))
             return await tx.execute(Q["triggers.delete"], (trigger_id,)) == 1
+
+        return await self.db.run(work)
 
 
 async def _select(tx: Tx, trigger_id: str) -> TriggerRecord | None:
@@ -142,26 +155,35 @@ async def apply_patch(
 
     `now` is read after the locks are held: a firing that committed while we waited is
     then in the past, so the plan never re-adds an occurrence that already fired.
-    None if the trigger does not exist.
+    None if the trigger does not exist. Run again from the start if it loses a deadlock.
     """
-    async with db.transaction() as tx:
-        await tx.fetch_all(Q["triggers.lock_occurrences"], (trigger_id,))
-        row = await lock(tx, trigger_id)
-        if row is None:
-            return None
-        now = clock.now()
-        plan = decide(row, now)
-        await update(
-            tx,
-            trigger_id,
-            name=plan.name,
-            status=plan.status,
-            config=plan.config,
-            version=plan.version,
-            now=now,
-        )
-        if plan.reschedule:
-            await cancel_occurrences(tx, trigger_id, now)
-            if plan.next_fire_at is not None:
-                await add_occurrence(tx, trigger_id, plan.next_fire_at, now)
-        return await _select(tx, trigger_id)
+    return await db.run(lambda tx: _apply_patch(tx, trigger_id, decide, clock))
+
+
+async def _apply_patch(
+    tx: Tx, trigger_id: str, decide: Callable[[Row, datetime], PatchPlan], clock: Clock
+) -> TriggerRecord | None:
+    pending = [
+        r["id"] for r in await tx.fetch_all(Q["triggers.pending_occurrence_ids"], (trigger_id,))
+    ]
+    if pending:
+        await tx.fetch_all(in_list(Q["triggers.lock_occurrences"], pending), pending)
+    row = await lock(tx, trigger_id)
+    if row is None:
+        return None
+    now = clock.now()
+    plan = decide(row, now)
+    await update(
+        tx,
+        trigger_id,
+        name=plan.name,
+        status=plan.status,
+        config=plan.config,
+        version=plan.version,
+        now=now,
+    )
+    if plan.reschedule:
+        await cancel_occurrences(tx, trigger_id, now)
+        if plan.next_fire_at is not None:
+            await add_occurrence(tx, trigger_id, plan.next_fire_at, now)
+    return await _select(tx, trigger_id)

@@ -32,7 +32,7 @@ from eventtrigger.roles.api.http import (
     read_json,
 )
 from eventtrigger.roles.api.problems import Problem
-from eventtrigger.store.db import Row, retry_conflicts
+from eventtrigger.store.db import Row
 from eventtrigger.store.triggers import TriggerRecord, TriggerStore, apply_patch
 
 
@@ -163,9 +163,7 @@ class TriggerRoutes:
             except InvalidInput as exc:
                 raise _invalid(exc) from None
 
-        record = await retry_conflicts(
-            lambda: apply_patch(self.res.db, trigger_id, decide, self.res.clock)
-        )
+        record = await apply_patch(self.res.db, trigger_id, decide, self.res.clock)
         if record is None:
             raise Problem(404, f"No trigger with id {trigger_id!r}.")
         return json_response(trigger_json(record, settings.public_url))

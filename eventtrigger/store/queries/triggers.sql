@@ -51,16 +51,32 @@ ON DUPLICATE KEY UPDATE
   updated_at = IF(status = 'cancelled', created_at, updated_at),
   status = IF(status = 'cancelled', 'pending', status);
 
+-- name: pending_occurrence_ids
+-- A plain read (no locks) through ix_schedules_trigger_status: only the occurrences an
+-- edit can change (pending, or claimed by a scheduler); fired history is not read.
+SELECT id FROM trigger_schedules FORCE INDEX (ix_schedules_trigger_status)
+WHERE trigger_id = %s AND status IN ('pending', 'processing');
+
 -- name: lock_occurrences
--- Taken before the trigger row, in the same order as the scheduler's firing
--- transaction (occurrences, then trigger), so the two cannot deadlock.
-SELECT id FROM trigger_schedules WHERE trigger_id = %s FOR UPDATE;
+-- Those rows locked by primary key, before the trigger row: the order of the scheduler's
+-- claim (primary key, then its secondary indexes) and of its firing transaction
+-- (occurrences, then trigger). Locking through the secondary index instead deadlocked
+-- with the claim. One added meanwhile is still cancelled by cancel_occurrences, which
+-- reads the latest committed rows.
+SELECT id FROM trigger_schedules
+WHERE id IN ({ids}) AND status IN ('pending', 'processing')
+FOR UPDATE;
 
 -- name: cancel_occurrences
 -- Also occurrences already claimed: the scheduler re-checks the row when it fires.
-UPDATE trigger_schedules SET status = 'cancelled', lease_owner = NULL, lease_until = NULL,
+-- The index is forced: with few pending rows in its statistics the optimizer picked
+-- ix_schedules_claim, which walks (and lock-checks) every trigger's pending occurrences.
+UPDATE trigger_schedules FORCE INDEX (ix_schedules_trigger_status) SET status = 'cancelled', lease_owner = NULL, lease_until = NULL,
        updated_at = %s
 WHERE trigger_id = %s AND status IN ('pending', 'processing');
 
 -- name: delete_occurrences
-DELETE FROM trigger_schedules WHERE trigger_id = %s;
+-- Pending and claimed ones only (ix_schedules_trigger_status); retention prunes history.
+-- (The multi-table form, because only it takes an index hint.)
+DELETE s FROM trigger_schedules s FORCE INDEX (ix_schedules_trigger_status)
+WHERE s.trigger_id = %s AND s.status IN ('pending', 'processing');
