@@ -9,9 +9,10 @@ from loguru import logger
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from eventtrigger.resources import Resources
 from eventtrigger.roles.api.dashboard import DASHBOARD_HTML
@@ -35,6 +36,29 @@ def by_method(path: str, **handlers: Endpoint) -> Route:
         return await handlers[request.method](request)
 
     return Route(path, dispatch, methods=list(handlers))
+
+
+class Contained:
+    """Keeps an error that has been answered and logged inside the app.
+
+    Starlette answers an unhandled exception with our 500/503 handler and then raises it
+    again for the server to log: uvicorn would print a second, bare "Exception in ASGI
+    application" and close the connection under the client. An error answered by
+    `on_error` stops here; one raised after the answer began (no handler could run) is
+    logged once, here.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except Exception:
+            if not scope.get("state", {}).get("error_answered"):
+                logger.bind(action="internal_error").exception(
+                    "error after the response began on {}", scope.get("path")
+                )
 
 
 def build_app(res: Resources, *, api: bool) -> RequestContext:
@@ -95,7 +119,13 @@ def build_app(res: Resources, *, api: bool) -> RequestContext:
         headers = dict(exc.headers) if exc.headers else None
         return problem_response(Problem(exc.status_code, detail, headers=headers))
 
+    async def on_disconnect(request: Request, exc: Exception) -> Response:
+        # The client hung up mid-body: nobody reads this answer, and it is no error of ours.
+        logger.bind(action="client_disconnected").info("client left before sending its body")
+        return Response(status_code=400)
+
     async def on_error(request: Request, exc: Exception) -> Response:
+        request.state.error_answered = True  # Contained need not log it again
         if isinstance(exc, (*TRANSIENT_ERRORS, TimeoutError)):
             logger.bind(action="dependency_error").warning("database unavailable: {}", exc)
             return problem_response(
@@ -108,6 +138,11 @@ def build_app(res: Resources, *, api: bool) -> RequestContext:
 
     app = Starlette(
         routes=routes,
-        exception_handlers={Problem: on_problem, HTTPException: on_http, Exception: on_error},
+        exception_handlers={
+            Problem: on_problem,
+            HTTPException: on_http,
+            ClientDisconnect: on_disconnect,
+            Exception: on_error,
+        },
     )
-    return RequestContext(app, res.metrics)
+    return RequestContext(Contained(app), res.metrics)
