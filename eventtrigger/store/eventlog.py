@@ -53,7 +53,7 @@ async def page(
     found: dict[str, Row] = {}
     # One transaction, so both reads see one snapshot: a move committing in between can
     # neither hide an event nor show it twice (the dict is a second line of defence).
-    async with db.transaction() as tx:
+    async with db.snapshot() as tx:
         for table in tables:
             query = Q["eventlog.page"].format(table=table, where=extra)
             args = [lower, upper or FAR_FUTURE, *extra_args, at, at, at, last, limit]
@@ -75,7 +75,7 @@ async def find(db: Database, event_id: str) -> Row | None:
 async def aggregate(db: Database, since: datetime) -> list[dict[str, Any]]:
     """Per trigger: counts by status and the last fired time, over both tables."""
     per: dict[str, dict[str, Any]] = {}
-    async with db.transaction() as tx:  # one snapshot: a move in between counts once
+    async with db.snapshot() as tx:  # one snapshot: a move in between counts once
         for table in (HOT, ARCHIVE):
             for row in await tx.fetch_all(Q["eventlog.aggregate"].format(table=table), (since,)):
                 item = per.setdefault(

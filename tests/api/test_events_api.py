@@ -496,7 +496,8 @@ async def test_aggregate_per_trigger_over_the_whole_window(
     response = await client.get(EVENTS, params={"aggregate": "trigger"})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert set(body) == {"items"}
+    assert set(body) == {"items", "next_cursor"}
+    assert body["next_cursor"] is None
     by_trigger = {item["trigger_id"]: item for item in body["items"]}
     assert set(by_trigger) == {hook, cron}
     for item in body["items"]:
@@ -524,7 +525,55 @@ async def test_aggregate_per_trigger_over_the_whole_window(
 async def test_aggregate_of_nothing_is_an_empty_list(client: httpx.AsyncClient) -> None:
     response = await client.get(EVENTS, params={"aggregate": "trigger"})
     assert response.status_code == 200
-    assert response.json() == {"items": []}
+    assert response.json() == {"items": [], "next_cursor": None}
+
+
+async def test_aggregate_pages_by_trigger_newest_first_each_trigger_once(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    triggers = [new_id(datetime.now(UTC) - i * M) for i in range(5)]  # newest first
+    for n, trigger_id in enumerate(triggers):
+        for k in range(n + 1):
+            await add(db, (k + 1) * M, trigger_id=trigger_id, status="success")
+        await add(db, 3 * H, trigger_id=trigger_id, status="failure", in_archive=True)
+    seen: list[tuple[str, int]] = []
+    cursor = None
+    pages = 0
+    while True:
+        params = {"aggregate": "trigger", "limit": "2"} | ({"cursor": cursor} if cursor else {})
+        response = await client.get(EVENTS, params=params)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert len(body["items"]) <= 2
+        seen += [(i["trigger_id"], i["counts"]["total"]) for i in body["items"]]
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == 3
+    assert seen == [(t, n + 2) for n, t in enumerate(triggers)]
+
+
+@pytest.mark.parametrize("params", [{"limit": "0"}, {"limit": "501"}, {"cursor": "bm9wZQ"}])
+async def test_aggregate_bad_limit_or_cursor_is_400(
+    client: httpx.AsyncClient, params: dict[str, str]
+) -> None:
+    response = await client.get(EVENTS, params={"aggregate": "trigger"} | params)
+    assert_invalid(response, next(iter(params)))
+
+
+async def test_active_view_lists_an_active_event_already_in_the_archive(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    """A retention process whose clock runs ahead of ours moved it early: by our clock it
+    is still active, so the active view lists it, as active (invariant 7)."""
+    early = await add(db, 10 * M, status="success", in_archive=True)
+    hot = await add(db, 5 * M, status="success")
+    response = await client.get(EVENTS)
+    assert response.status_code == 200, response.text
+    items = response.json()["items"]
+    assert [(i["id"], i["retention"]) for i in items] == [(hot.id, "active"), (early.id, "active")]
+    assert await list_ids(client, view="archived") == []
 
 
 async def test_unknown_aggregate_is_400(client: httpx.AsyncClient) -> None:

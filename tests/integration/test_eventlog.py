@@ -269,6 +269,11 @@ class _MoveBetweenReads:
             yield tx
 
     @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[Any]:
+        async with self._racing(self.db.snapshot()) as tx:
+            yield tx
+
+    @asynccontextmanager
     async def _racing(self, opened: Any) -> AsyncIterator[Any]:
         outer = self
 

@@ -16,13 +16,15 @@ from eventtrigger.resources import Resources
 from eventtrigger.roles.api.auth import require_key
 from eventtrigger.roles.api.http import (
     decode_cursor,
+    decode_id_cursor,
     encode_cursor,
+    encode_id_cursor,
     json_response,
     query_choice,
     query_limit,
 )
 from eventtrigger.roles.api.problems import Problem
-from eventtrigger.store import eventlog
+from eventtrigger.store import aggregate, eventlog
 from eventtrigger.store.db import Row
 from eventtrigger.store.eventlog import ARCHIVE, HOT, EventFilter
 
@@ -78,12 +80,12 @@ class EventRoutes:
         now = self.res.clock.now()
         lower, upper = self.windows.bounds(view, now)
         lower, upper = self._range(request, lower, upper)
-        # Archived events may still sit in the hot table if the mover is late or they
-        # were still retrying; the archive table only ever holds archived ones.
-        tables = (HOT,) if view == "active" else (HOT, ARCHIVE)
+        # Views come from fired_at, not from where a row lives: archived events may still
+        # sit in the hot table (a late mover, or still retrying), and a retention process
+        # whose clock runs ahead may already have moved events that are active by ours.
         rows = await eventlog.page(
             self.res.db,
-            tables=tables,
+            tables=(HOT, ARCHIVE),
             lower=lower,
             upper=upper,
             where=where,
@@ -130,11 +132,20 @@ class EventRoutes:
                 "Invalid query parameter.",
                 [FieldError("aggregate", "the only aggregate is 'trigger'")],
             )
+        limit = query_limit(request)
+        before_id = decode_id_cursor(request)
         since = self.windows.kept_since(self.res.clock.now())
-        items = await eventlog.aggregate(self.res.db, since)
-        for item in items:
+        items = await aggregate.page(self.res.db, since=since, before_id=before_id, limit=limit + 1)
+        page = items[:limit]
+        for item in page:
             item["last_fired_at"] = iso(item["last_fired_at"])
-        return json_response({"items": items})
+        more = len(items) > limit
+        return json_response(
+            {
+                "items": page,
+                "next_cursor": encode_id_cursor(page[-1]["trigger_id"]) if more and page else None,
+            }
+        )
 
     async def get(self, request: Request) -> Response:
         require_key(request, self.res.settings)

@@ -103,6 +103,29 @@ def decode_cursor(request: Request) -> tuple[datetime, str] | None:
     return when, item_id
 
 
+def encode_id_cursor(item_id: str) -> str:
+    """An opaque position in a list ordered by id alone (the per-trigger aggregate)."""
+    return base64.urlsafe_b64encode(f"id|{item_id}".encode()).decode().rstrip("=")
+
+
+def decode_id_cursor(request: Request) -> str | None:
+    raw = request.query_params.get("cursor")
+    if not raw:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        text = ""
+    kind, _, item_id = text.partition("|")
+    if kind != "id" or not looks_like_id(item_id):
+        raise Problem(
+            400,
+            "Invalid query parameter.",
+            [FieldError("cursor", "not a cursor returned by this API")],
+        )
+    return item_id
+
+
 def query_choice(request: Request, name: str, choices: tuple[str, ...]) -> str | None:
     value = request.query_params.get(name)
     if value is None or value == "":
