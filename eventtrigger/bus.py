@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from loguru import logger
 
 from eventtrigger import __version__
@@ -23,6 +23,8 @@ from eventtrigger.config import Settings
 from eventtrigger.domain.jobs import message_key
 
 PUBLISH_TIMEOUT = 10.0
+OUTBOX_BATCH = 2000  # jobs per background publish
+OUTBOX_LIMIT = 50_000  # jobs queued for the background publisher; beyond, the rows cover them
 
 
 async def kafka_ping(settings: Settings) -> float:
@@ -71,6 +73,8 @@ class Publisher:
             enable_idempotence=True,
             acks="all",
             linger_ms=2,
+            # Large batches: a burst of jobs travels in a few requests, not one per 16 KiB.
+            max_batch_size=512 * 1024,
             request_timeout_ms=int(PUBLISH_TIMEOUT * 1000),
         )
 
@@ -81,26 +85,33 @@ class Publisher:
         await self._producer.stop()
 
     async def publish(self, messages: Sequence[dict[str, Any]], topic: str | None = None) -> bool:
-        """Send a batch and wait for every ack; False (logged) if any failed.
+        """Send a batch as one pipelined produce and wait for every ack; False (logged) if
+        any failed.
 
-        A failure is not fatal: the events keep their deadline and are re-published.
+        Every message is handed to the producer first, so they travel in a few large
+        requests, and only then are the acks awaited. A failure is not fatal: the events
+        keep their deadline and are re-published.
         """
         if not messages:
             return True
         topic = topic or self._settings.kafka_topic
-
-        async def one(message: dict[str, Any]) -> None:
-            sent = await self._producer.send(topic, orjson.dumps(message), key=message_key(message))
-            await sent
-
-        # Each message on its own: one that fails (too large, say) must not hold back the
-        # rest of the batch.
+        failures: list[BaseException] = []
         try:
             async with asyncio.timeout(PUBLISH_TIMEOUT):
-                results = await asyncio.gather(*(one(m) for m in messages), return_exceptions=True)
+                acks = []
+                for m in messages:
+                    # Each message on its own: one that fails (too large, say) must not
+                    # hold back the rest of the batch.
+                    try:
+                        acks.append(
+                            await self._producer.send(topic, orjson.dumps(m), key=message_key(m))
+                        )
+                    except KafkaError as exc:
+                        failures.append(exc)
+                results = await asyncio.gather(*acks, return_exceptions=True)
         except TimeoutError as exc:
             results = [exc]
-        failures = [r for r in results if isinstance(r, BaseException)]
+        failures += [r for r in results if isinstance(r, BaseException)]
         if failures:
             logger.bind(action="publish_failed", topic=topic).warning(
                 "could not publish {} of {} job(s): {!r}; they will be re-published",
@@ -108,6 +119,62 @@ class Publisher:
             )  # fmt: skip
             return False
         return True
+
+
+Sent = Callable[[list[dict[str, Any]], bool], None]
+
+
+class Outbox:
+    """Publishes in the background, in batches, for callers whose rows are committed.
+
+    Callers hand over jobs and move on (a webhook call is answered, the next firing
+    starts); whatever queued up while one batch was in flight goes out as the next one.
+    Nothing here is needed for correctness: a job that is never sent (Kafka down, a
+    crash, the queue full) keeps its row's deadline and is re-published.
+    """
+
+    def __init__(self, publisher: Publisher, on_sent: Sent | None = None) -> None:
+        self._publisher = publisher
+        self._on_sent = on_sent
+        self._queue: list[dict[str, Any]] = []
+        self._ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()  # nothing queued or being sent
+        self._idle.set()
+
+    def send(self, messages: Sequence[dict[str, Any]]) -> None:
+        room = OUTBOX_LIMIT - len(self._queue)
+        if room < len(messages):
+            logger.bind(action="outbox_full").warning(
+                "{} job(s) left to the re-publisher", len(messages) - max(room, 0)
+            )
+        self._queue.extend(messages[: max(room, 0)])
+        self._idle.clear()
+        self._ready.set()
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="outbox")
+
+    async def _run(self) -> None:
+        while True:
+            await self._ready.wait()
+            self._ready.clear()
+            while self._queue:
+                batch, self._queue = self._queue[:OUTBOX_BATCH], self._queue[OUTBOX_BATCH:]
+                ok = await self._publisher.publish(batch)
+                if self._on_sent is not None:
+                    self._on_sent(batch, ok)
+            self._idle.set()
+
+    async def close(self, grace: float) -> None:
+        """Send what is queued (within `grace` seconds), then stop."""
+        if self._task is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace):
+                await self._idle.wait()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
 
 
 def job_consumer(settings: Settings) -> AIOKafkaConsumer:

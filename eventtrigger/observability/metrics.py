@@ -111,6 +111,17 @@ class Metrics:
             "eventtrigger_delivery_latency_seconds", "Scheduled time to the endpoint's answer",
             buckets=LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
+        self.schedule_errors = Counter(
+            "eventtrigger_schedule_errors_total",
+            "Occurrences recorded as failed because their trigger's schedule could not be "
+            "computed (e.g. a time zone missing from tzdata)",
+            registry=r,
+        )
+        self.requeued = Counter(
+            "eventtrigger_jobs_requeued_total",
+            "Jobs a worker handed back for a moment because their host's queue was full",
+            registry=r,
+        )
         self.recent_lateness = RecentWindow()
         self.recent_delivery = RecentWindow()
         r.register(_RecentQuantiles(

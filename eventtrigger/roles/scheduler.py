@@ -1,28 +1,35 @@
 """The scheduler role: turns due occurrences into events and jobs, on time.
 
-Loop: claim occurrences due within LOOKAHEAD (SKIP LOCKED, a lease in our name), wait in
-memory until each one's exact fire time, then in one transaction re-check the claim under
-lock, create the events, complete the occurrences and insert the next ones; then publish
-the jobs. The same loop re-publishes events whose deadline passed (never published,
-lost, or a retry now due). Any number of schedulers may run: the row locks, the lease
-owner check and UNIQUE(occurrence_id) make a second firing of one occurrence impossible.
+Claiming: every POLL_SECONDS, claim occurrences due within LOOKAHEAD (SKIP LOCKED, a
+lease in our name) into an in-memory queue ordered by fire time. Firing: one loop sleeps
+until the earliest fire time, then takes everything due by then, however many distinct
+instants that spans, and fires it in one transaction (re-check the claims under lock,
+create the events, complete the occurrences, insert the next ones). While one firing
+transaction runs the next due occurrences queue up, so under load the batches grow by
+themselves instead of the transactions piling up. The jobs go to Kafka in the
+background, so the next firing never waits for the last publish.
+
+A separate loop re-publishes events whose deadline passed (never published, lost, a
+worker's lease that ran out, or a retry now due). Any number of schedulers may run: the
+row locks, the lease owner check and UNIQUE(occurrence_id) make a second firing of one
+occurrence impossible.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import os
 import secrets
 import socket
-from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
 from loguru import logger
 
-from eventtrigger.bus import Publisher
-from eventtrigger.clock import sleep_until
+from eventtrigger.bus import Outbox, Publisher
+from eventtrigger.clock import wait_stop
 from eventtrigger.domain.jobs import (
     NewEvent,
     event_dict,
@@ -33,14 +40,16 @@ from eventtrigger.domain.jobs import (
 from eventtrigger.domain.triggers import next_fire
 from eventtrigger.ids import new_id
 from eventtrigger.resources import Resources
-from eventtrigger.store.db import TRANSIENT_ERRORS, read_json, read_time, retry_conflicts
-from eventtrigger.store.events import in_list, insert_events, take_due
-from eventtrigger.store.queries import Q
+from eventtrigger.store import deliveries, schedules
+from eventtrigger.store.db import TRANSIENT_ERRORS, retry_conflicts
+from eventtrigger.store.schedules import Due
 
 LOOKAHEAD = timedelta(seconds=2)  # claim this far ahead, so firing is a local timer
 POLL_SECONDS = 0.25
 CLAIM_LIMIT = 2000
+FIRE_BATCH = 2000  # occurrences per firing transaction
 REPUBLISH_LIMIT = 500
+MAX_FIRE_ATTEMPTS = 3  # claims of an occurrence whose firing fails before it is given up
 
 
 class Scheduler:
@@ -49,161 +58,218 @@ class Scheduler:
         self.publisher = publisher
         self.owner = f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(3)}"
         self.log = logger.bind(role="scheduler")
-        self._timers: set[asyncio.Task[None]] = set()
+        self.outbox = Outbox(publisher, self._published)
+        self._due: list[tuple[datetime, int]] = []  # claimed, not fired: (fire_at, id) heap
+        self._known: set[int] = set()  # ids in _due or being fired
+        self._wake = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
         self.log.bind(action="role_started").info("scheduler {} started", self.owner)
         # Re-publishing has its own loop: a slow or unreachable Kafka must never delay
-        # claiming, which is what keeps firings on time.
-        republisher = asyncio.create_task(self._republish_loop(stop), name="republisher")
+        # claiming or firing, which is what keeps firings on time.
+        helpers = [
+            asyncio.create_task(self._republish_loop(stop), name="republisher"),
+            asyncio.create_task(self._fire_loop(stop), name="firing"),
+        ]
         try:
             while not stop.is_set():
                 self.res.health.beat("scheduler")
                 try:
-                    await self._tick(stop)
+                    await self._claim()
                 except TRANSIENT_ERRORS as exc:
                     self.log.bind(action="db_error").warning("scheduler tick failed: {}", exc)
-                if republisher.done():
-                    republisher.result()  # a crashed loop takes the role down, loudly
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), POLL_SECONDS)
+                for helper in helpers:
+                    if helper.done():
+                        helper.result()  # a crashed loop takes the role down, loudly
+                await wait_stop(stop, POLL_SECONDS)
         finally:
-            republisher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await republisher
-            await self._release()
+            self._wake.set()  # on stop, the firing loop finishes its batch and returns
+            for helper in helpers:
+                if not stop.is_set() or helper.get_name() == "republisher":
+                    helper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await helper
+            await self.outbox.close(self.res.settings.shutdown_grace.total_seconds())
+            # Hand back claims we hold but did not fire, for another scheduler.
+            with contextlib.suppress(*TRANSIENT_ERRORS):
+                await schedules.release_all(self.res.db, self.owner)
 
-    async def _tick(self, stop: asyncio.Event) -> None:
+    async def _claim(self) -> None:
         now = self.res.clock.now()
-        for fire_at, ids in (await self._claim(now)).items():
-            task = asyncio.create_task(self._fire_when_due(fire_at, ids, stop))
-            self._timers.add(task)
-            task.add_done_callback(self._timers.discard)
-
-    async def _republish_loop(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await self._republish(self.res.clock.now())
-            except TRANSIENT_ERRORS as exc:
-                self.log.bind(action="db_error").warning("re-publish failed: {}", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), POLL_SECONDS)
-
-    async def _claim(self, now: datetime) -> dict[datetime, list[int]]:
-        """Claim due and abandoned occurrences; grouped by fire time."""
-        lease_until = now + LOOKAHEAD + self.res.settings.recovery_after
-        async with self.res.db.transaction() as tx:
-            due = await tx.fetch_all(Q["schedules.select_due"], (now + LOOKAHEAD, CLAIM_LIMIT))
-            expired = await tx.fetch_all(Q["schedules.select_expired"], (now, CLAIM_LIMIT))
-            ids = list(dict.fromkeys(r["id"] for r in due + expired))
-            if not ids:
-                return {}
-            await tx.execute(
-                in_list(Q["schedules.claim"], ids), (self.owner, lease_until, now, now, *ids)
+        claimed = await schedules.claim(
+            self.res.db,
+            self.owner,
+            now,
+            horizon=now + LOOKAHEAD,
+            lease_until=now + LOOKAHEAD + self.res.settings.recovery_after,
+            limit=CLAIM_LIMIT,
+        )
+        fresh = [(at, i) for at, i in claimed if i not in self._known]
+        for item in fresh:
+            heapq.heappush(self._due, item)
+            self._known.add(item[1])
+        if fresh:
+            self._wake.set()
+            self.log.bind(action="claimed", count=len(fresh)).debug(
+                "claimed {} occurrence(s)", len(fresh)
             )
-            rows = await tx.fetch_all(in_list(Q["schedules.select_claimed"], ids), ids)
-        groups: dict[datetime, list[int]] = defaultdict(list)
-        for row in rows:
-            fire_at = read_time(row["fire_at"])
-            assert fire_at is not None
-            groups[fire_at].append(row["id"])
-        self.log.bind(action="claimed", count=len(ids)).debug("claimed {} occurrence(s)", len(ids))
-        return groups
 
-    async def _fire_when_due(self, fire_at: datetime, ids: list[int], stop: asyncio.Event) -> None:
-        if not await sleep_until(self.res.clock, fire_at, stop):
-            return  # stopping: _release hands the claim back
-        try:
-            await retry_conflicts(lambda: self._fire(ids))
-        except TRANSIENT_ERRORS as exc:
-            # The claim stays ours until its lease expires; then any scheduler retries it.
-            self.log.bind(action="fire_failed").warning("firing {} failed: {}", ids, exc)
+    async def _fire_loop(self, stop: asyncio.Event) -> None:
+        """Sleep until the earliest claimed fire time; fire everything due by then."""
+        while not stop.is_set():
+            self._wake.clear()
+            delay = (self._due[0][0] - self.res.clock.now()).total_seconds() if self._due else 1.0
+            if delay > 0:
+                # Woken early by a new claim (maybe an earlier one) or by stop; timers may
+                # also wake a little early, so the clock is read again either way.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), delay)
+                continue
+            now = self.res.clock.now()
+            ids: list[int] = []
+            while self._due and self._due[0][0] <= now and len(ids) < FIRE_BATCH:
+                ids.append(heapq.heappop(self._due)[1])
+            try:
+                await retry_conflicts(lambda ids=ids: self._fire(ids))  # type: ignore[misc]
+            except TRANSIENT_ERRORS as exc:
+                # The claims stay ours until their lease expires; then any scheduler retries.
+                self.log.bind(action="fire_failed").warning("firing {} failed: {}", ids, exc)
+            finally:
+                self._known.difference_update(ids)
 
     async def _fire(self, ids: list[int]) -> None:
         now = self.res.clock.now()
         deadline = now + self.res.settings.recovery_after
         events: list[NewEvent] = []
-        next_rows: list[tuple[str, datetime, str, datetime, datetime]] = []
+        broken: list[tuple[NewEvent, str]] = []
+        upcoming: list[tuple[str, datetime]] = []
         finished: list[str] = []
+        again: list[int] = []
         async with self.res.db.transaction() as tx:
-            rows = await tx.fetch_all(
-                in_list(Q["schedules.lock_for_fire"], ids), (*ids, self.owner)
-            )
-            if not rows:
+            due = await schedules.lock_for_fire(tx, ids, self.owner)
+            if not due:
                 return
-            for row in rows:
-                if row["status"] != "active":
+            for d in due:
+                if d.trigger_status != "active":
+                    continue  # paused or edited since the claim: completed, not fired
+                try:
+                    event = _event(d, now, deadline)
+                    # After a late firing, continue from the next future occurrence.
+                    nxt = next_fire(d.trigger_type, d.config, max(d.fire_at, now))
+                except Exception as exc:  # one bad occurrence must not block its batch
+                    if d.attempt_count < MAX_FIRE_ATTEMPTS:
+                        again.append(d.id)
+                        self.log.bind(
+                            action="fire_error", trigger_id=d.trigger_id, attempt=d.attempt_count
+                        ).warning("cannot fire occurrence {}: {!r}; will retry", d.id, exc)
+                    else:
+                        broken.append((_failed_event(d, now), _schedule_error(exc)))
                     continue
-                config = read_json(row["config"])
-                fire_at = read_time(row["fire_at"])
-                assert fire_at is not None
-                events.append(
-                    NewEvent(
-                        id=new_id(now),
-                        trigger_id=row["trigger_id"],
-                        trigger_type=row["type"],
-                        source="scheduled",
-                        scheduled_at=fire_at,
-                        fired_at=now,
-                        payload=config.get("payload"),
-                        request=request_snapshot(config, row["signing_secret"]),
-                        next_attempt_at=deadline,
-                        occurrence_id=row["id"],
-                    )
-                )
-                # After a late firing, continue from the next future occurrence (no burst).
-                upcoming = next_fire(row["type"], config, max(fire_at, now))
-                if upcoming is None:
-                    finished.append(row["trigger_id"])
+                events.append(event)
+                if nxt is None:
+                    finished.append(d.trigger_id)
                 else:
-                    next_rows.append((row["trigger_id"], upcoming, "pending", now, now))
-            await insert_events(tx, events, now)
-            done = [r["id"] for r in rows]
-            await tx.execute(in_list(Q["schedules.complete"], done), (now, *done))
-            await tx.executemany(Q["triggers.insert_occurrence"], next_rows)
-            if finished:
-                await tx.execute(
-                    in_list(Q["schedules.complete_triggers"], finished), (now, *finished)
-                )
+                    upcoming.append((d.trigger_id, nxt))
+            await schedules.record_firing(
+                tx,
+                events=[*events, *(e for e, _ in broken)],
+                done=[d.id for d in due if d.id not in again],
+                upcoming=upcoming,
+                finished=finished,
+                now=now,
+            )
+            await schedules.release_some(tx, again, self.owner, now)
+            await deliveries.mark_failed(tx, broken, now)
+        for e, error in broken:
+            self.res.metrics.schedule_errors.inc()
+            self.log.bind(action="fire_failed_for_good", trigger_id=e.trigger_id, event_id=e.id,
+                          error=error).error("occurrence recorded as failed")  # fmt: skip
+        # Jobs first, log lines after: a thousand lines take a noticeable while.
+        self.outbox.send([job_message(event_dict(e)) for e in events])
         for e in events:
-            self.log.bind(
+            self.log.info(
+                "fired",
                 action="fired",
                 trigger_id=e.trigger_id,
                 event_id=e.id,
                 attempt=1,
                 lateness_ms=round((now - e.scheduled_at).total_seconds() * 1000, 1),
-            ).info("fired")
-        await self._publish([job_message(event_dict(e)) for e in events], "published")
+            )
+
+    def _published(self, messages: list[dict[str, Any]], ok: bool) -> None:
+        if not ok:
+            return
+        published_at = self.res.clock.now()
+        for m in messages:
+            lateness = (published_at - scheduled_time(m)).total_seconds()
+            self.res.metrics.observe_lateness(max(0.0, lateness))
+            self.log.info(
+                "published", action="published", trigger_id=m["trigger_id"],
+                event_id=m["event_id"], attempt=m["attempt"],
+            )  # fmt: skip
+
+    async def _republish_loop(self, stop: asyncio.Event) -> None:
+        while True:
+            try:
+                await self._republish(self.res.clock.now())
+            except TRANSIENT_ERRORS as exc:
+                self.log.bind(action="db_error").warning("re-publish failed: {}", exc)
+            if await wait_stop(stop, POLL_SECONDS):
+                return
 
     async def _republish(self, now: datetime) -> None:
         deadline = now + self.res.settings.recovery_after
         async with self.res.db.transaction() as tx:
-            rows = await take_due(tx, now, deadline, REPUBLISH_LIMIT)
-        if rows:
-            await self._publish([job_message(r) for r in rows], "republished")
+            rows = await deliveries.take_due(tx, now, deadline, REPUBLISH_LIMIT)
+        messages = [job_message(r) for r in rows]
+        if messages and await self.publisher.publish(messages):
+            for m in messages:
+                self.log.bind(
+                    action="republished", trigger_id=m["trigger_id"], event_id=m["event_id"],
+                    attempt=m["attempt"],
+                ).info("republished")  # fmt: skip
 
-    async def _publish(self, messages: list[dict[str, Any]], action: str) -> None:
-        if not await self.publisher.publish(messages):
-            return
-        published_at = self.res.clock.now()
-        for m in messages:
-            if action == "published":
-                lateness = (published_at - scheduled_time(m)).total_seconds()
-                self.res.metrics.observe_lateness(max(0.0, lateness))
-            self.log.bind(
-                action=action,
-                trigger_id=m["trigger_id"],
-                event_id=m["event_id"],
-                attempt=m["attempt"],
-            ).info(action)
 
-    async def _release(self) -> None:
-        """On stop: hand back claims we hold but did not fire, for another scheduler."""
-        for task in list(self._timers):
-            task.cancel()
-        with contextlib.suppress(*TRANSIENT_ERRORS):
-            async with self.res.db.connection() as tx:
-                await tx.execute(Q["schedules.release"], (self.owner,))
+def _event(d: Due, now: datetime, deadline: datetime) -> NewEvent:
+    return NewEvent(
+        id=new_id(now),
+        trigger_id=d.trigger_id,
+        trigger_type=d.trigger_type,
+        source="scheduled",
+        scheduled_at=d.fire_at,
+        fired_at=now,
+        payload=d.config.get("payload"),
+        request=request_snapshot(d.config, d.signing_secret),
+        next_attempt_at=deadline,
+        occurrence_id=d.id,
+    )
+
+
+def _failed_event(d: Due, now: datetime) -> NewEvent:
+    """The event that records an occurrence we could not fire (never published)."""
+    try:
+        request = request_snapshot(d.config, d.signing_secret)
+    except (KeyError, TypeError, AttributeError):
+        request = {}
+    return NewEvent(
+        id=new_id(now),
+        trigger_id=d.trigger_id,
+        trigger_type=d.trigger_type,
+        source="scheduled",
+        scheduled_at=d.fire_at,
+        fired_at=now,
+        payload=d.config.get("payload") if isinstance(d.config, dict) else None,
+        request=request,
+        next_attempt_at=now,
+        occurrence_id=d.id,
+    )
+
+
+def _schedule_error(exc: Exception) -> str:
+    return (
+        f"the trigger's schedule could not be computed ({type(exc).__name__}: {exc}); "
+        "it will not fire again until its config is fixed"
+    )[:500]
 
 
 async def run(res: Resources, stop: asyncio.Event) -> None:

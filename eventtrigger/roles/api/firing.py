@@ -1,22 +1,26 @@
 """Firing from the API: webhook calls and test runs.
 
-Each creates its event row (and, for webhooks, the Idempotency-Key mapping) in one
-transaction, then publishes the job. If the publish fails the call still succeeds: the
-row is the truth, and the scheduler re-publishes it when its deadline passes.
+Each call's event row (and, for webhooks, its Idempotency-Key mapping) is stored by a
+group commit: the calls that arrive together share one transaction. A call is answered
+as soon as its row is durable; its job is published afterwards, in the background and in
+batches. If that publish fails or the process dies first, the row is the truth and the
+scheduler re-publishes it when its deadline passes, so a slow or absent Kafka never
+holds up a webhook call.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 import jsonschema_rs
 import orjson
-from asyncmy.errors import IntegrityError
 from loguru import logger
 from starlette.requests import Request
 from starlette.responses import Response
 
+from eventtrigger.bus import Outbox
 from eventtrigger.domain.errors import FieldError, InvalidInput, join_path
 from eventtrigger.domain.jobs import (
     MAX_JOB_BYTES,
@@ -29,15 +33,16 @@ from eventtrigger.domain.jobs import (
 )
 from eventtrigger.domain.triggers import TEST, TEST_RUN_BODY, normalise_config
 from eventtrigger.domain.validation import depth_errors
+from eventtrigger.groupcommit import GroupCommit
 from eventtrigger.ids import looks_like_id, new_id, new_signing_secret
 from eventtrigger.resources import Resources
 from eventtrigger.roles.api.auth import require_key
 from eventtrigger.roles.api.http import json_response, read_json
 from eventtrigger.roles.api.problems import Problem
 from eventtrigger.roles.api.triggers import limits
-from eventtrigger.store.db import DUPLICATE_KEY
-from eventtrigger.store.events import insert_events
-from eventtrigger.store.queries import Q
+from eventtrigger.store import intake
+from eventtrigger.store.db import retry_conflicts
+from eventtrigger.store.intake import Key
 from eventtrigger.store.triggers import TriggerRecord, TriggerStore
 
 _IDEMPOTENCY_KEY_CHARS = frozenset(chr(c) for c in range(0x21, 0x7F))
@@ -76,21 +81,29 @@ class FiringRoutes:
         self.res = res
         self.store = TriggerStore(res.db)
         self.validators = ValidatorCache()
+        self.writes: GroupCommit[tuple[NewEvent, Key | None], bool] = GroupCommit(self._store)
+        self.outbox = Outbox(res.jobs) if res.publisher is not None else None
 
-    async def _fire(self, event: NewEvent, idempotency: tuple[str, str, str] | None = None) -> str:
-        """Store the event (and idempotency key), publish; the event id that stands."""
+    async def _store(self, items: Sequence[tuple[NewEvent, Key | None]]) -> list[bool]:
+        async def once() -> list[bool]:
+            now = self.res.clock.now()
+            async with self.res.db.transaction() as tx:
+                return await intake.insert(tx, items, now)
+
+        return await retry_conflicts(once)
+
+    async def _fire(self, event: NewEvent, key: Key | None = None) -> str | None:
+        """Store the event (and its key), answer, publish after; the event id, or None if
+        the key was taken already."""
         size = job_bytes(event.payload, event.request)
         if size > MAX_JOB_BYTES:
             raise Problem(
                 413, f"This payload makes a {size}-byte job; at most {MAX_JOB_BYTES} fit."
             )
-        now = self.res.clock.now()
-        async with self.res.db.transaction() as tx:
-            if idempotency is not None:
-                scope, key, digest = idempotency
-                await tx.execute(Q["idempotency.insert"], (scope, key, event.id, digest, now))
-            await insert_events(tx, [event], now)
-        await self.res.jobs.publish([job_message(event_dict(event))])
+        if not await self.writes.submit((event, key)):
+            return None
+        if self.outbox is not None:
+            self.outbox.send([job_message(event_dict(event))])
         logger.bind(
             action="fired",
             trigger_id=event.trigger_id,
@@ -155,29 +168,25 @@ class FiringRoutes:
             return json_response({"event_id": await self._fire(event)}, 202)
         # Canonical JSON, so a repeat that differs only in spacing or key order matches.
         digest = hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
-        earlier = await self._earlier(record.id, key, digest)
+        idem = Key(record.id, key, digest)
+        earlier = await self._earlier(idem)
         if earlier is not None:
             return earlier
-        try:
-            event_id = await self._fire(event, (record.id, key, digest))
-        except IntegrityError as exc:  # a concurrent call with the same key won the insert
-            if exc.args[0] != DUPLICATE_KEY:
-                raise
-            earlier = await self._earlier(record.id, key, digest)
+        event_id = await self._fire(event, idem)
+        if event_id is None:  # a concurrent call with the same key was stored first
+            earlier = await self._earlier(idem)
             if earlier is None:
-                raise
+                raise RuntimeError("an Idempotency-Key was taken, then not found")
             return earlier
         return json_response({"event_id": event_id}, 202)
 
-    async def _earlier(self, scope: str, key: str, digest: str) -> Response | None:
+    async def _earlier(self, key: Key) -> Response | None:
         """The answer for a repeated Idempotency-Key within the retention window, if any."""
         horizon = self.res.clock.now() - self.res.settings.retention_total
-        async with self.res.db.connection() as tx:
-            await tx.execute(Q["idempotency.delete_expired"], (scope, key, horizon))
-            row = await tx.fetch_one(Q["idempotency.select"], (scope, key))
+        row = await intake.earlier(self.res.db, key, horizon)
         if row is None:
             return None
-        if row["request_hash"] != digest:
+        if row["request_hash"] != key.digest:
             raise Problem(422, "This Idempotency-Key was used with a different body.")
         return json_response({"event_id": row["event_id"]}, 200)
 

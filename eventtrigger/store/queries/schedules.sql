@@ -28,9 +28,11 @@ SELECT id, fire_at FROM trigger_schedules WHERE id IN ({ids});
 -- name: lock_for_fire
 -- Re-checked at fire time under lock: a pause, edit or delete that committed after the
 -- claim has cancelled or removed the row, or the lease went to another scheduler.
-SELECT s.id, s.trigger_id, s.fire_at, t.type, t.status, t.config, t.signing_secret
+SELECT s.id, s.trigger_id, s.fire_at, s.attempt_count, t.type, t.status, t.config,
+       t.signing_secret
 FROM trigger_schedules s JOIN triggers t ON t.id = s.trigger_id
 WHERE s.id IN ({ids}) AND s.status = 'processing' AND s.lease_owner = %s
+ORDER BY s.id
 FOR UPDATE;
 
 -- name: complete
@@ -45,3 +47,9 @@ WHERE id IN ({ids}) AND status = 'active';
 -- name: release
 UPDATE trigger_schedules SET status = 'pending', lease_owner = NULL, lease_until = NULL
 WHERE lease_owner = %s AND status = 'processing';
+
+-- name: release_some
+-- Occurrences that could not be fired this time: back to pending, to be claimed again.
+UPDATE trigger_schedules SET status = 'pending', lease_owner = NULL, lease_until = NULL,
+       updated_at = %s
+WHERE id IN ({ids}) AND lease_owner = %s;

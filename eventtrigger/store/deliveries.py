@@ -1,0 +1,119 @@
+"""Event rows as the delivery queue: worker leases, batched outcomes, and re-publishing.
+
+A worker owns a job while its name is in `lease_owner` and `next_attempt_at` (the lease
+expiry) lies ahead; it renews the lease while it holds the job. Other workers leave a
+leased row alone; the re-publisher takes only rows whose deadline passed. The attempt
+number guards every outcome, so a duplicate job can never count an attempt twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from eventtrigger.domain.jobs import NewEvent
+from eventtrigger.store.db import Row, Tx, read_time
+from eventtrigger.store.events import decode_event, in_list
+from eventtrigger.store.queries import Q
+
+CHUNK = 1000  # ids per statement, to keep IN lists and packets small
+
+
+@dataclass(frozen=True)
+class Attempt:
+    event_id: str
+    attempt: int  # 1-based number of this attempt
+    status: str  # success | retrying | failure
+    status_code: int | None
+    error: str | None
+    delivered_at: datetime | None
+    next_attempt_at: datetime | None
+
+
+def _chunks(ids: Sequence[str]) -> list[list[str]]:
+    return [list(ids[i : i + CHUNK]) for i in range(0, len(ids), CHUNK)]
+
+
+def claimable(row: Row | None, attempt: int, owner: str, now: datetime) -> bool:
+    """Whether job `attempt` of this row is ours to deliver (pure).
+
+    Not if the event finished, or the row is not at the attempt before this one (a
+    duplicate or a stale job), or another worker holds an unexpired lease on it.
+    """
+    if row is None or row["status"] not in ("pending", "retrying"):
+        return False
+    if int(row["attempts"]) != attempt - 1:
+        return False
+    holder, expiry = row["lease_owner"], read_time(row["next_attempt_at"])
+    return holder is None or holder == owner or expiry is None or expiry <= now
+
+
+async def claim(
+    tx: Tx, attempts: dict[str, int], owner: str, now: datetime, lease_until: datetime
+) -> set[str]:
+    """Of the jobs (event id -> attempt number), lease those still ours to deliver."""
+    ids = sorted(attempts)
+    rows: dict[str, Row] = {}
+    for chunk in _chunks(ids):
+        for row in await tx.fetch_all(in_list(Q["deliveries.lock"], chunk), chunk):
+            rows[row["id"]] = row
+    todo = sorted(i for i in ids if claimable(rows.get(i), attempts[i], owner, now))
+    for chunk in _chunks(todo):
+        await tx.execute(in_list(Q["deliveries.take_lease"], chunk), (owner, lease_until, *chunk))
+    return set(todo)
+
+
+async def requeue(tx: Tx, ids: Sequence[str], owner: str, at: datetime) -> None:
+    """Hand leased jobs back, to be re-published at `at` (unless redelivered first)."""
+    for chunk in _chunks(sorted(ids)):
+        await tx.execute(in_list(Q["deliveries.requeue"], chunk), (at, owner, *chunk))
+
+
+async def renew(tx: Tx, ids: Sequence[str], owner: str, lease_until: datetime) -> None:
+    for chunk in _chunks(sorted(ids)):
+        await tx.execute(in_list(Q["deliveries.renew_leases"], chunk), (lease_until, owner, *chunk))
+
+
+async def release(tx: Tx, ids: Sequence[str], owner: str) -> None:
+    for chunk in _chunks(sorted(ids)):
+        await tx.execute(in_list(Q["deliveries.release"], chunk), (owner, *chunk))
+
+
+async def record_attempts(tx: Tx, attempts: Sequence[Attempt], now: datetime) -> list[bool]:
+    """Store outcomes in one transaction (the caller's); per attempt, False if it was
+    already recorded (a duplicate). Rows are updated in id order, as claims lock them."""
+    stored: dict[tuple[str, int], bool] = {}
+    for a in sorted(attempts, key=lambda a: a.event_id):
+        changed = await tx.execute(
+            Q["deliveries.record_attempt"],
+            (
+                a.status,
+                a.attempt,
+                a.status_code,
+                a.error,
+                a.delivered_at,
+                a.next_attempt_at,
+                now,
+                a.event_id,
+                a.attempt - 1,
+            ),
+        )
+        stored[(a.event_id, a.attempt)] = changed == 1
+    return [stored[(a.event_id, a.attempt)] for a in attempts]
+
+
+async def mark_failed(tx: Tx, failed: Sequence[tuple[NewEvent, str]], now: datetime) -> None:
+    """Make just-inserted events final failures with the given error (never published)."""
+    for event, error in failed:
+        await tx.execute(Q["deliveries.mark_failed"], (error, now, event.id))
+
+
+async def take_due(tx: Tx, now: datetime, deadline: datetime, limit: int) -> list[Row]:
+    """Lock unfinished events whose deadline passed and push their deadline to `deadline`
+    (no lease: whichever worker gets the re-published job takes it)."""
+    rows = await tx.fetch_all(Q["deliveries.select_due"], (now, limit))
+    if rows:
+        ids = [r["id"] for r in rows]
+        await tx.execute(in_list(Q["deliveries.set_deadline"], ids), (deadline, *ids))
+    return [decode_event(r) for r in rows]

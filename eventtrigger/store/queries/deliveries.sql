@@ -1,0 +1,55 @@
+-- Event rows as the delivery queue: worker leases, outcomes, and the re-publisher.
+-- `next_attempt_at` is the row's deadline: the publish deadline of a new event, the
+-- expiry of a worker's lease, or the time a retry is due. Whatever has an unfinished
+-- status and a deadline in the past is re-published.
+
+-- name: lock
+-- Locked in id order, so two claimers of overlapping batches cannot deadlock.
+SELECT id, status, attempts, lease_owner, next_attempt_at
+FROM event_logs WHERE id IN ({ids}) ORDER BY id FOR UPDATE;
+
+-- name: take_lease
+UPDATE event_logs SET lease_owner = %s, next_attempt_at = %s WHERE id IN ({ids});
+
+-- name: renew_leases
+UPDATE event_logs SET next_attempt_at = %s
+WHERE lease_owner = %s AND id IN ({ids}) AND status IN ('pending', 'retrying');
+
+-- name: requeue
+-- Hand a job back: any worker may take it, and the re-publisher sends it again at the
+-- given time unless a redelivery gets it first.
+UPDATE event_logs SET lease_owner = NULL, next_attempt_at = %s
+WHERE lease_owner = %s AND id IN ({ids}) AND status IN ('pending', 'retrying');
+
+-- name: release
+-- On shutdown: the lease goes, the deadline stays; the job's uncommitted Kafka message
+-- reaches the partition's next owner, which may take it at once.
+UPDATE event_logs SET lease_owner = NULL
+WHERE lease_owner = %s AND id IN ({ids}) AND status IN ('pending', 'retrying');
+
+-- name: record_attempt
+-- Guarded by the attempt number, so a duplicate job can never count an attempt twice.
+UPDATE event_logs
+SET status = %s, attempts = %s, last_status_code = %s, last_error = %s,
+    delivered_at = %s, next_attempt_at = %s, lease_owner = NULL, updated_at = %s
+WHERE id = %s AND attempts = %s AND status IN ('pending', 'retrying');
+
+-- name: select_due
+-- Unfinished events whose deadline passed: never published, lost, a lease that ran out
+-- (its worker died), a job handed back, or a retry now due.
+SELECT id, trigger_id, trigger_type, source, is_test_run, scheduled_at, fired_at, payload,
+       request, attempts
+FROM event_logs
+WHERE status IN ('pending', 'retrying') AND next_attempt_at <= %s
+ORDER BY next_attempt_at
+LIMIT %s
+FOR UPDATE SKIP LOCKED;
+
+-- name: set_deadline
+UPDATE event_logs SET next_attempt_at = %s, lease_owner = NULL WHERE id IN ({ids});
+
+-- name: mark_failed
+-- An event that can never be delivered (its occurrence could not be fired): final at once.
+UPDATE event_logs SET status = 'failure', last_error = %s, next_attempt_at = NULL,
+       updated_at = %s
+WHERE id = %s;
