@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import httpx
 from openapi_spec_validator import validate
 from prometheus_client.parser import text_string_to_metric_families
+from starlette.routing import Route
 
+from eventtrigger.clock import SystemClock
+from eventtrigger.config import Settings
+from eventtrigger.domain.retention import Windows
 from eventtrigger.domain.schemas import CONFIG_SCHEMAS, TRIGGER_CREATE, TRIGGER_PATCH
+from eventtrigger.observability.health import Health
+from eventtrigger.observability.metrics import Metrics
+from eventtrigger.observability.stats import StatsKeeper
+from eventtrigger.resources import Resources
+from eventtrigger.roles.api.app import routes
+from eventtrigger.roles.api.openapi import openapi_document
+from eventtrigger.store.db import Database
 from tests.api._support import TRIGGERS, create, trigger_body
 from tests.process import EventtriggerProcess
 
@@ -23,6 +35,7 @@ IMPLEMENTED = {
     ("/health/live", "get"),
     ("/metrics", "get"),
 }
+H = timedelta(hours=1)
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 
@@ -148,6 +161,26 @@ async def test_openapi_lists_every_implemented_api_and_operations_route(
 ) -> None:
     document = (await anonymous.get("/openapi.json")).json()
     assert _operations(document) >= IMPLEMENTED
+
+
+def test_openapi_lists_exactly_the_routes_the_router_serves(settings: Settings) -> None:
+    """Every (path, method) of the api process's router is documented, and nothing else."""
+    res = Resources(
+        settings=settings,
+        clock=SystemClock(),
+        db=Database(settings.database),
+        health=Health((), {}),
+        metrics=Metrics(),
+        stats=StatsKeeper(Database(settings.database), Windows(H, 2 * H), Metrics()),
+    )
+    served = {
+        (route.path, method.lower())
+        for route in routes(res, api=True)
+        if isinstance(route, Route)
+        for method in route.methods or ()
+        if method != "HEAD"
+    }
+    assert _operations(openapi_document("http://x")) == served
 
 
 async def test_openapi_lists_the_openapi_and_docs_routes_too(anonymous: httpx.AsyncClient) -> None:

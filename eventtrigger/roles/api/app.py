@@ -61,7 +61,9 @@ class Contained:
                 )
 
 
-def build_app(res: Resources, *, api: bool) -> RequestContext:
+def routes(res: Resources, *, api: bool) -> list[Route]:
+    """Every route the process serves; the OpenAPI document must list each of them."""
+
     async def live(request: Request) -> Response:
         return json_response({"status": "ok"})
 
@@ -72,7 +74,7 @@ def build_app(res: Resources, *, api: bool) -> RequestContext:
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(res.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    routes = [
+    served = [
         Route("/health/live", live),
         Route("/health", health),
         Route("/metrics", metrics),
@@ -95,7 +97,7 @@ def build_app(res: Resources, *, api: bool) -> RequestContext:
         t = TriggerRoutes(res)
         f = FiringRoutes(res)
         e = EventRoutes(res)
-        routes += [
+        served += [
             Route("/openapi.json", openapi),
             Route("/docs", docs),
             by_method("/api/v1/triggers", GET=t.list, POST=t.create),
@@ -108,7 +110,10 @@ def build_app(res: Resources, *, api: bool) -> RequestContext:
             Route("/dashboard", dashboard, methods=["GET"]),
             Route("/api/v1/events/{event_id}", e.get, methods=["GET"]),
         ]
+    return served
 
+
+def build_app(res: Resources, *, api: bool) -> RequestContext:
     async def on_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Problem)
         return problem_response(exc)
@@ -137,7 +142,7 @@ def build_app(res: Resources, *, api: bool) -> RequestContext:
         return problem_response(Problem(500, "Internal error; it has been logged."))
 
     app = Starlette(
-        routes=routes,
+        routes=routes(res, api=api),
         exception_handlers={
             Problem: on_problem,
             HTTPException: on_http,

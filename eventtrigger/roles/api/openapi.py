@@ -48,6 +48,171 @@ _ERRORS = {
     "415": _problem("Body not sent as application/json."),
 }
 _ID_PARAM = {"name": "trigger_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_EVENT_ID_PARAM = {"name": "event_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_LIMIT = {
+    "name": "limit",
+    "in": "query",
+    "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+}
+_CURSOR = {
+    "name": "cursor",
+    "in": "query",
+    "schema": {"type": "string"},
+    "description": "The `next_cursor` of the previous page.",
+}
+_TIME = {"type": ["string", "null"], "format": "date-time"}
+_EVENT_STATUSES = ["pending", "retrying", "success", "failure"]
+_SOURCES = ["api", "scheduled", "manual-test"]
+
+
+def _query(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
+    param: dict[str, Any] = {"name": name, "in": "query", "schema": schema}
+    if description:
+        param["description"] = description
+    return param
+
+
+def _event_schemas() -> dict[str, Any]:
+    counts = {s: {"type": "integer"} for s in [*_EVENT_STATUSES, "total"]}
+    schemas = {
+        "Event": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"},
+                "trigger_id": {"type": ["string", "null"], "description": "Null: test run."},
+                "trigger_type": {"enum": list(TRIGGER_TYPES)},
+                "source": {"enum": _SOURCES},
+                "is_test_run": {"type": "boolean"},
+                "note": {"type": ["string", "null"]},
+                "scheduled_at": {"type": "string", "format": "date-time"},
+                "fired_at": {"type": "string", "format": "date-time"},
+                "payload": {"description": "The JSON delivered."},
+                "status": {"enum": _EVENT_STATUSES},
+                "attempts": {"type": "integer"},
+                "last_status_code": {"type": ["integer", "null"]},
+                "last_error": {"type": ["string", "null"]},
+                "delivered_at": _TIME,
+                "retention": {
+                    "enum": ["active", "archived"],
+                    "description": "From the fired time, whatever table holds the row.",
+                },
+                "created_at": {"type": "string", "format": "date-time"},
+                "updated_at": {"type": "string", "format": "date-time"},
+            },
+        },
+        "EventPage": {
+            "type": "object",
+            "required": ["items", "next_cursor"],
+            "properties": {
+                "items": {"type": "array", "items": _ref("Event")},
+                "next_cursor": {"type": ["string", "null"]},
+            },
+        },
+        "TriggerCounts": {
+            "type": "object",
+            "required": ["trigger_id", "trigger_type", "counts", "last_fired_at"],
+            "properties": {
+                "trigger_id": {"type": "string"},
+                "trigger_type": {"enum": list(TRIGGER_TYPES)},
+                "counts": {"type": "object", "required": list(counts), "properties": counts},
+                "last_fired_at": {"type": "string", "format": "date-time"},
+            },
+        },
+        "TriggerCountsPage": {
+            "type": "object",
+            "required": ["items", "next_cursor"],
+            "properties": {
+                "items": {"type": "array", "items": _ref("TriggerCounts")},
+                "next_cursor": {"type": ["string", "null"]},
+            },
+        },
+        "Stats": {
+            "type": "object",
+            "description": "The figures behind /metrics and /dashboard, cluster-wide, from a "
+            "snapshot refreshed every 2 s (`as_of`); `this_process` is this process's own.",
+            "properties": {
+                "as_of": _TIME,
+                "triggers": {"type": "object"},
+                "jobs": {"type": "object"},
+                "events": {
+                    "type": "object",
+                    "properties": {"active": {"type": "integer"}, "archived": {"type": "integer"}},
+                },
+                "outcomes": {"type": "object"},
+                "fire_lateness_seconds": {"type": "object"},
+                "delivery_latency_seconds": {"type": "object"},
+                "latest_failures": {"type": "array", "items": {"type": "object"}},
+                "this_process": {"type": "object"},
+            },
+        },
+    }
+    for name in ("Event", "Stats"):  # every property is always present
+        schemas[name]["required"] = list(schemas[name]["properties"])
+    return schemas
+
+
+def _event_paths() -> dict[str, Any]:
+    unauthorised = _problem("Missing or invalid API key.")
+    return {
+        "/api/v1/events": {
+            "get": {
+                "summary": "Event logs newest first by fired time, or per-trigger counts",
+                "description": "`view=active` (default): fired within the active window; "
+                "`archived`: older but not yet deleted. With `aggregate=trigger`: per-trigger "
+                "counts by status over the whole kept window (active + archived), one item "
+                "per trigger id, newest trigger first, paged with the same `limit`, `cursor` "
+                "and `next_cursor` (the filters do not apply).",
+                "operationId": "listEvents",
+                "parameters": [
+                    _query("view", {"enum": ["active", "archived"], "default": "active"}),
+                    _query("trigger_id", {"type": "string"}),
+                    _query("status", {"enum": _EVENT_STATUSES}),
+                    _query("source", {"enum": _SOURCES}),
+                    _query("is_test_run", {"enum": ["true", "false"]}),
+                    _query("since", {"type": "string", "format": "date-time"}, "Inclusive."),
+                    _query("until", {"type": "string", "format": "date-time"}, "Exclusive."),
+                    _query("aggregate", {"enum": ["trigger"]}),
+                    _LIMIT,
+                    _CURSOR,
+                ],
+                "responses": {
+                    "200": _json(
+                        {"oneOf": [_ref("EventPage"), _ref("TriggerCountsPage")]},
+                        "A page of events, or of per-trigger counts with aggregate=trigger.",
+                    ),
+                    "400": _ERRORS["400"],
+                    "401": unauthorised,
+                },
+            }
+        },
+        "/api/v1/events/{event_id}": {
+            "parameters": [_EVENT_ID_PARAM],
+            "get": {
+                "summary": "One event log, from either view",
+                "operationId": "getEvent",
+                "responses": {
+                    "200": _json(_ref("Event"), "The event."),
+                    "401": unauthorised,
+                    "404": _problem("No such event, or past the total retention window."),
+                },
+            },
+        },
+        "/api/v1/stats": {
+            "get": {
+                "summary": "The figures of /metrics and /dashboard as JSON",
+                "operationId": "getStats",
+                "responses": {"200": _json(_ref("Stats"), "The figures."), "401": unauthorised},
+            }
+        },
+        "/dashboard": {
+            "get": {
+                "summary": "A small HTML page of the stats (asks for a key, then calls "
+                "/api/v1/stats)",
+                "security": [],
+                "responses": {"200": {"description": "HTML."}},
+            }
+        },
+    }
 
 
 def _with_config_choice(schema: dict[str, Any]) -> dict[str, Any]:
@@ -61,6 +226,7 @@ def _with_config_choice(schema: dict[str, Any]) -> dict[str, Any]:
 
 def openapi_document(public_url: str) -> dict[str, Any]:
     components: dict[str, Any] = {_CONFIG_NAMES[k]: v for k, v in CONFIG_SCHEMAS.items()}
+    components |= _event_schemas()
     components |= {
         "TriggerCreate": _with_config_choice(TRIGGER_CREATE),
         "TriggerPatch": _with_config_choice(TRIGGER_PATCH),
@@ -174,17 +340,8 @@ def openapi_document(public_url: str) -> dict[str, Any]:
                             "in": "query",
                             "schema": {"enum": ["active", "paused", "completed"]},
                         },
-                        {
-                            "name": "limit",
-                            "in": "query",
-                            "schema": {
-                                "type": "integer",
-                                "minimum": 1,
-                                "maximum": 500,
-                                "default": 50,
-                            },
-                        },
-                        {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                        _LIMIT,
+                        _CURSOR,
                     ],
                     "responses": {
                         "200": _json(_ref("TriggerPage"), "A page."),
@@ -268,6 +425,7 @@ def openapi_document(public_url: str) -> dict[str, Any]:
                     },
                 },
             },
+            **_event_paths(),
             "/openapi.json": {
                 "get": {
                     "summary": "This document",
