@@ -19,6 +19,7 @@ from eventtrigger.domain import schedule
 from eventtrigger.domain.durations import DurationError, format_duration, parse_duration
 from eventtrigger.domain.egress import IPNetwork, host_refusal
 from eventtrigger.domain.errors import FieldError, InvalidInput
+from eventtrigger.domain.retry import retry_span
 from eventtrigger.domain.schemas import (
     CONFIG_SCHEMAS,
     SCHEDULED_TYPES,
@@ -39,7 +40,6 @@ DEFAULT_RETRY = {"max_attempts": 5, "initial_delay": "2s", "max_delay": "5m"}
 MIN_TIMEOUT, MAX_TIMEOUT = timedelta(milliseconds=100), timedelta(minutes=2)
 MIN_INITIAL_DELAY, MAX_DELAY_CAP = timedelta(milliseconds=100), timedelta(hours=1)
 MIN_EVERY = timedelta(seconds=1)
-JITTER = 0.2  # retries wait up to 20% longer than the base delay, never less
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 header field name
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
 # We set these ourselves on every delivery; a user value would break signing or framing.
@@ -341,20 +341,6 @@ def _valid_host(host: str) -> bool:
     except UnicodeError:
         return False
     return True
-
-
-def retry_span(
-    attempts: int, initial: timedelta, maximum: timedelta, timeout: timedelta
-) -> timedelta:
-    """The longest all attempts can take: every timeout plus every wait at full jitter."""
-    waits = sum((retry_delay(n, initial, maximum) for n in range(1, attempts)), timedelta(0))
-    return waits * (1 + JITTER) + timeout * attempts
-
-
-def retry_delay(attempt: int, initial: timedelta, maximum: timedelta) -> timedelta:
-    """Base wait after failed attempt `attempt` (1-based), before jitter."""
-    base: timedelta = initial * (2 ** min(attempt - 1, 40))
-    return min(maximum, base)
 
 
 def iso(value: datetime) -> str:

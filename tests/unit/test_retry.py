@@ -6,13 +6,27 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from eventtrigger.domain.retry import decide, is_retryable, parse_retry_after
+from eventtrigger.domain.retry import (
+    decide,
+    is_retryable,
+    parse_retry_after,
+    retry_delay,
+    retry_span,
+)
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 S = timedelta(seconds=1)
 
 
-def _decide(attempt: int, code: int | None, *, draw: float = 0.0, retry_after=None, max_attempts=5):  # type: ignore[no-untyped-def]
+def _decide(
+    attempt: int,
+    code: int | None,
+    *,
+    draw: float = 0.0,
+    retry_after=None,
+    max_attempts=5,
+    latest=None,
+):  # type: ignore[no-untyped-def]
     return decide(
         attempt=attempt,
         max_attempts=max_attempts,
@@ -22,6 +36,7 @@ def _decide(attempt: int, code: int | None, *, draw: float = 0.0, retry_after=No
         max_delay=300 * S,
         now=NOW,
         jitter_draw=draw,
+        latest=latest,
     )
 
 
@@ -98,3 +113,41 @@ def test_retry_after_parses_seconds_and_http_dates(
 def test_odd_retry_after_values_never_raise(header: str) -> None:
     wait = parse_retry_after(header, NOW)
     assert wait is None or timedelta(0) <= wait <= timedelta(hours=1)
+
+
+@pytest.mark.parametrize(
+    ("attempts", "expected"),
+    [
+        (1, timedelta(seconds=10)),  # one attempt: just its timeout
+        (2, timedelta(seconds=2 * 1.2 + 20)),
+        (5, timedelta(seconds=(2 + 4 + 8 + 16) * 1.2 + 50)),
+        # 2,4,...,256 then capped at 300 for attempts 9..19
+        (20, timedelta(seconds=(510 + 11 * 300) * 1.2 + 200)),
+    ],
+)
+def test_retry_span(attempts: int, expected: timedelta) -> None:
+    span = retry_span(attempts, timedelta(seconds=2), timedelta(minutes=5), timedelta(seconds=10))
+    assert span == expected
+
+
+@pytest.mark.parametrize(
+    ("attempt", "expected"),
+    [(1, 2), (2, 4), (3, 8), (8, 256), (9, 300), (19, 300), (1000, 300)],
+)
+def test_retry_delay_doubles_up_to_max(attempt: int, expected: int) -> None:
+    delay = retry_delay(attempt, timedelta(seconds=2), timedelta(minutes=5))
+    assert delay == timedelta(seconds=expected)
+
+
+def test_retry_after_raises_the_wait_only_up_to_the_end_of_the_active_window() -> None:
+    latest = NOW + 10 * 60 * S  # the event leaves the active window in 10 minutes
+    capped = _decide(1, 503, retry_after=3600 * S, latest=latest)
+    assert capped.status == "retrying" and capped.next_attempt_at == latest
+    inside = _decide(1, 503, retry_after=60 * S, latest=latest)
+    assert inside.next_attempt_at == NOW + 60 * S
+
+
+def test_the_window_never_shortens_the_backoff_itself() -> None:
+    # Already past the window (a late worker): the validated backoff stands as it is.
+    late = _decide(3, 503, retry_after=3600 * S, latest=NOW - S)
+    assert late.next_attempt_at == NOW + 8 * S

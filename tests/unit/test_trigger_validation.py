@@ -22,8 +22,6 @@ from eventtrigger.domain.triggers import (
     TriggerPatch,
     first_fire,
     normalise_config,
-    retry_delay,
-    retry_span,
     validate_create,
     validate_patch,
 )
@@ -529,30 +527,6 @@ def test_retry_span_that_fits_accepted() -> None:
     small = Limits(retention_active=timedelta(minutes=1))
     config = normalised("webhook", limits=small, retry={"max_attempts": 1})
     assert config["retry"]["max_attempts"] == 1
-
-
-@pytest.mark.parametrize(
-    ("attempts", "expected"),
-    [
-        (1, timedelta(seconds=10)),  # one attempt: just its timeout
-        (2, timedelta(seconds=2 * 1.2 + 20)),
-        (5, timedelta(seconds=(2 + 4 + 8 + 16) * 1.2 + 50)),
-        # 2,4,...,256 then capped at 300 for attempts 9..19
-        (20, timedelta(seconds=(510 + 11 * 300) * 1.2 + 200)),
-    ],
-)
-def test_retry_span(attempts: int, expected: timedelta) -> None:
-    span = retry_span(attempts, timedelta(seconds=2), timedelta(minutes=5), timedelta(seconds=10))
-    assert span == expected
-
-
-@pytest.mark.parametrize(
-    ("attempt", "expected"),
-    [(1, 2), (2, 4), (3, 8), (8, 256), (9, 300), (19, 300), (1000, 300)],
-)
-def test_retry_delay_doubles_up_to_max(attempt: int, expected: int) -> None:
-    delay = retry_delay(attempt, timedelta(seconds=2), timedelta(minutes=5))
-    assert delay == timedelta(seconds=expected)
 
 
 # --------------------------------------------------------------------------------------------
