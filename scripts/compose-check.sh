@@ -24,6 +24,8 @@ set -Eeuo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-eventtrigger-check}
+# The check proves the defaults a fresh clone has: a developer's .env is not read.
+export COMPOSE_ENV_FILES=/dev/null
 OUT=$ROOT/.local/compose
 mkdir -p "$OUT"
 API=http://localhost:${EVENTTRIGGER_HOST_PORT:-8080}/api/v1
