@@ -81,26 +81,42 @@ async def release(tx: Tx, ids: Sequence[str], owner: str) -> None:
 
 
 async def record_attempts(tx: Tx, attempts: Sequence[Attempt], now: datetime) -> list[bool]:
-    """Store outcomes in one transaction (the caller's); per attempt, False if it was
-    already recorded (a duplicate). Rows are updated in id order, as claims lock them."""
-    stored: dict[tuple[str, int], bool] = {}
-    for a in sorted(attempts, key=lambda a: a.event_id):
-        changed = await tx.execute(
-            Q["deliveries.record_attempt"],
-            (
-                a.status,
-                a.attempt,
-                a.status_code,
-                a.error,
-                a.delivered_at,
-                a.next_attempt_at,
-                now,
-                a.event_id,
-                a.attempt - 1,
-            ),
+    """Store outcomes in two statements of the caller's transaction; per attempt, False if
+    it was already recorded (a duplicate, or the event finished meanwhile).
+
+    The rows are locked first (in id order, as claims lock them), so which outcomes pass
+    the attempt-number guard is known before the one UPDATE that stores them.
+    """
+    latest = {a.event_id: a for a in sorted(attempts, key=lambda a: a.attempt)}
+    ids = sorted(latest)
+    rows: dict[str, Row] = {}
+    for chunk in _chunks(ids):
+        for row in await tx.fetch_all(in_list(Q["deliveries.lock"], chunk), chunk):
+            rows[row["id"]] = row
+    passing = [
+        latest[i]
+        for i in ids
+        if i in rows
+        and rows[i]["status"] in ("pending", "retrying")
+        and int(rows[i]["attempts"]) == latest[i].attempt - 1
+    ]
+    for start in range(0, len(passing), CHUNK):
+        chunk_rows = passing[start : start + CHUNK]
+        selects = " UNION ALL ".join(
+            [Q["deliveries.outcome_row"]] + [Q["deliveries.outcome_more"]] * (len(chunk_rows) - 1)
         )
-        stored[(a.event_id, a.attempt)] = changed == 1
-    return [stored[(a.event_id, a.attempt)] for a in attempts]
+        query = Q["deliveries.record_attempts"].format(
+            rows=selects, ids=", ".join(["%s"] * len(chunk_rows))
+        )
+        args: list[object] = []
+        for a in chunk_rows:
+            args += [
+                a.event_id, a.status, a.attempt, a.status_code, a.error, a.delivered_at,
+                a.next_attempt_at,
+            ]  # fmt: skip
+        await tx.execute(query, (*args, now, *(a.event_id for a in chunk_rows)))
+    stored = {(a.event_id, a.attempt) for a in passing}
+    return [(a.event_id, a.attempt) in stored for a in attempts]
 
 
 async def mark_failed(tx: Tx, failed: Sequence[tuple[NewEvent, str]], now: datetime) -> None:

@@ -27,12 +27,24 @@ WHERE lease_owner = %s AND id IN ({ids}) AND status IN ('pending', 'retrying');
 UPDATE event_logs SET lease_owner = NULL
 WHERE lease_owner = %s AND id IN ({ids}) AND status IN ('pending', 'retrying');
 
--- name: record_attempt
--- Guarded by the attempt number, so a duplicate job can never count an attempt twice.
-UPDATE event_logs
-SET status = %s, attempts = %s, last_status_code = %s, last_error = %s,
-    delivered_at = %s, next_attempt_at = %s, lease_owner = NULL, updated_at = %s
-WHERE id = %s AND attempts = %s AND status IN ('pending', 'retrying');
+-- name: record_attempts
+-- A batch of outcomes in one statement. {rows} is one `SELECT %s, ...` per outcome joined
+-- by UNION ALL (the first with the column names), {ids} the same ids again so the rows
+-- are found by primary key. Guarded by the attempt number, so a duplicate job can never
+-- count an attempt twice.
+UPDATE event_logs e
+JOIN ({rows}) o ON o.id = e.id
+SET e.status = o.status, e.attempts = o.attempt, e.last_status_code = o.status_code,
+    e.last_error = o.error, e.delivered_at = o.delivered_at,
+    e.next_attempt_at = o.next_attempt_at, e.lease_owner = NULL, e.updated_at = %s
+WHERE e.id IN ({ids}) AND e.attempts = o.attempt - 1 AND e.status IN ('pending', 'retrying');
+
+-- name: outcome_row
+SELECT %s AS id, %s AS status, %s AS attempt, %s AS status_code, %s AS error,
+       %s AS delivered_at, %s AS next_attempt_at
+
+-- name: outcome_more
+SELECT %s, %s, %s, %s, %s, %s, %s
 
 -- name: select_due
 -- Unfinished events whose deadline passed: never published, lost, a lease that ran out

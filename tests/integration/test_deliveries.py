@@ -1,0 +1,129 @@
+"""Event rows as the delivery queue, against the real database: a worker's claim is a real
+lease (owner and expiry respected by other claimers), outcomes are stored in batches and
+once per attempt, and a job handed back is due again at the time given."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from eventtrigger.domain.jobs import NewEvent
+from eventtrigger.ids import new_id
+from eventtrigger.store import deliveries
+from eventtrigger.store.db import Database, read_time
+from eventtrigger.store.deliveries import Attempt
+from eventtrigger.store.events import insert_events
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+LEASE = timedelta(seconds=10)
+REQUEST = {
+    "url": "https://example.com/hook",
+    "method": "POST",
+    "headers": {},
+    "timeout": "10s",
+    "retry": {"max_attempts": 5, "initial_delay": "2s", "max_delay": "5m"},
+    "signing_secret": "whsec_c2VjcmV0",
+}
+
+
+async def _events(db: Database, n: int) -> list[str]:
+    events = [
+        NewEvent(
+            id=new_id(NOW),
+            trigger_id=None,
+            trigger_type="webhook",
+            source="api",
+            scheduled_at=NOW,
+            fired_at=NOW,
+            payload={"n": i},
+            request=REQUEST,
+            next_attempt_at=NOW + LEASE,
+        )
+        for i in range(n)
+    ]
+    async with db.transaction() as tx:
+        await insert_events(tx, events, NOW)
+    return [e.id for e in events]
+
+
+async def _claim(db: Database, ids: list[str], owner: str, at: datetime) -> set[str]:
+    async with db.transaction() as tx:
+        return await deliveries.claim(tx, dict.fromkeys(ids, 1), owner, at, at + LEASE)
+
+
+async def _row(db: Database, event_id: str) -> dict[str, Any]:
+    async with db.connection() as tx:
+        row = await tx.fetch_one("SELECT * FROM event_logs WHERE id = %s", (event_id,))
+    assert row is not None
+    return row
+
+
+async def test_a_lease_keeps_other_workers_off_until_it_expires(db: Database) -> None:
+    ids = await _events(db, 3)
+    assert await _claim(db, ids, "worker-a", NOW) == set(ids)
+    # Worker b gets the same jobs (a redelivery after a rebalance): a holds them.
+    assert await _claim(db, ids, "worker-b", NOW + LEASE / 2) == set()
+    # a renews; b still may not take them after the first lease would have run out.
+    async with db.transaction() as tx:
+        await deliveries.renew(tx, ids, "worker-a", NOW + LEASE / 2 + LEASE)
+    assert await _claim(db, ids, "worker-b", NOW + LEASE + timedelta(seconds=1)) == set()
+    # Once the lease has run out (a dead worker), b takes them over.
+    later = NOW + 2 * LEASE
+    assert await _claim(db, ids, "worker-b", later) == set(ids)
+    row = await _row(db, ids[0])
+    assert row["lease_owner"] == "worker-b"
+    assert read_time(row["next_attempt_at"]) == later + LEASE
+
+
+async def test_the_re_publisher_does_not_take_a_leased_job(db: Database) -> None:
+    [event_id] = await _events(db, 1)
+    await _claim(db, [event_id], "worker-a", NOW)
+    async with db.transaction() as tx:
+        assert await deliveries.take_due(tx, NOW + LEASE / 2, NOW + 2 * LEASE, 10) == []
+    async with db.transaction() as tx:
+        due = await deliveries.take_due(tx, NOW + LEASE, NOW + 2 * LEASE, 10)
+    assert [r["id"] for r in due] == [event_id]
+    assert (await _row(db, event_id))["lease_owner"] is None
+
+
+async def test_outcomes_in_one_batch_are_stored_once_per_attempt(db: Database) -> None:
+    ids = await _events(db, 3)
+    await _claim(db, ids, "worker-a", NOW)
+    done = NOW + timedelta(seconds=1)
+    retry_at = NOW + timedelta(seconds=5)
+    batch = [
+        Attempt(ids[0], 1, "success", 200, None, done, None),
+        Attempt(ids[1], 1, "retrying", 503, "HTTP 503: busy", None, retry_at),
+        Attempt(ids[2], 1, "failure", 404, "HTTP 404: gone", None, None),
+    ]
+    async with db.transaction() as tx:
+        assert await deliveries.record_attempts(tx, batch, done) == [True, True, True]
+    # The same outcomes again (a duplicate job), and attempt 3 of a row at attempt 1.
+    again = [*batch, Attempt(ids[1], 3, "success", 200, None, done, None)]
+    async with db.transaction() as tx:
+        assert await deliveries.record_attempts(tx, again, done) == [False] * 4
+    first, second, third = [await _row(db, i) for i in ids]
+    assert (first["status"], first["attempts"], first["last_status_code"]) == ("success", 1, 200)
+    assert read_time(first["delivered_at"]) == done
+    assert first["lease_owner"] is None
+    assert (second["status"], second["attempts"], second["last_error"]) == (
+        "retrying",
+        1,
+        "HTTP 503: busy",
+    )
+    assert read_time(second["next_attempt_at"]) == retry_at
+    assert second["delivered_at"] is None
+    assert (third["status"], third["last_status_code"]) == ("failure", 404)
+
+
+async def test_a_job_handed_back_is_due_at_the_time_given_and_free_to_claim(db: Database) -> None:
+    [event_id] = await _events(db, 1)
+    await _claim(db, [event_id], "worker-a", NOW)
+    soon = NOW + timedelta(milliseconds=200)
+    async with db.transaction() as tx:
+        await deliveries.requeue(tx, [event_id], "worker-a", soon)
+    row = await _row(db, event_id)
+    assert row["lease_owner"] is None
+    assert read_time(row["next_attempt_at"]) == soon
+    # Any worker may take it at once (a redelivery), or the re-publisher at `soon`.
+    assert await _claim(db, [event_id], "worker-b", NOW) == {event_id}
