@@ -3,25 +3,34 @@
 One snapshot feeds the Prometheus gauges, `GET /api/v1/stats` and the dashboard, so they
 always agree; scrapes and page loads never query the database themselves. The figures
 are cluster-wide (read from the shared database), so every process reports the same.
+
+The cost does not grow with history: the archive is never counted row by row. Retention
+keeps per-minute counts of it (`event_archive_counts`, updated in the transaction that
+moves or deletes rows), so its size is a sum over at most one row per minute of the
+total window, plus an exact count of the one minute the window's edge cuts through.
+Counters for the hot table would need every writer (API, scheduler, worker) to keep
+them; it holds little more than the active window, so it is counted over index ranges.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from loguru import logger
 
+from eventtrigger.clock import Clock, wait_stop
 from eventtrigger.domain.retention import Windows
 from eventtrigger.domain.triggers import iso
 from eventtrigger.observability.metrics import QUANTILES, RECENT_SECONDS, Metrics, quantiles
-from eventtrigger.store.db import TRANSIENT_ERRORS, Database, read_time
+from eventtrigger.store.db import TRANSIENT_ERRORS, Database, Tx, read_time
 from eventtrigger.store.queries import Q
+from eventtrigger.store.retention import EPOCH, minute_of
 
 REFRESH_SECONDS = 2.0
+FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
 
 
 @dataclass
@@ -42,11 +51,25 @@ def _quantiles(values: list[float]) -> dict[str, float | None]:
     return {str(q): round(v, 6) for q, v in quantiles(values).items()}
 
 
+async def _count(tx: Tx, query: str, args: tuple[object, ...]) -> int:
+    row = await tx.fetch_one(Q[query], args)
+    return int((row or {}).get("n") or 0)
+
+
+async def _archive_counts(tx: Tx, active_since: datetime, kept_since: datetime) -> tuple[int, int]:
+    """(archive rows inside the active window, archive rows in the archived window)."""
+    edge_end = EPOCH + timedelta(minutes=minute_of(kept_since) + 1)
+    kept = await _count(tx, "stats.archive_range", (kept_since, edge_end))
+    kept += await _count(tx, "stats.archive_minutes", (minute_of(kept_since) + 1,))
+    active = await _count(tx, "stats.archive_range", (active_since, FAR_FUTURE))
+    return active, kept - active
+
+
 async def take_snapshot(db: Database, windows: Windows, now: datetime) -> Snapshot:
     active_since, kept_since = windows.active_since(now), windows.kept_since(now)
     recent_since = now - timedelta(seconds=RECENT_SECONDS)
     snap = Snapshot(as_of=now)
-    async with db.transaction() as tx:  # one snapshot across the hot and archive tables
+    async with db.snapshot() as tx:  # one instant across the hot table, archive and counts
         for row in await tx.fetch_all(Q["stats.triggers_by_type_status"]):
             snap.triggers.setdefault(row["type"], {})[row["status"]] = int(row["n"])
         overdue = await tx.fetch_one(Q["stats.overdue_occurrences"], (now,))
@@ -62,10 +85,10 @@ async def take_snapshot(db: Database, windows: Windows, now: datetime) -> Snapsh
         hot = await tx.fetch_one(
             Q["stats.hot_counts"], (active_since, active_since, kept_since, kept_since)
         )
-        archive = await tx.fetch_one(Q["stats.archive_count"], (kept_since,))
+        archive_active, archive_archived = await _archive_counts(tx, active_since, kept_since)
         snap.events = {
-            "active": int((hot or {}).get("active") or 0),
-            "archived": int((hot or {}).get("archived") or 0) + int((archive or {}).get("n") or 0),
+            "active": int((hot or {}).get("active") or 0) + archive_active,
+            "archived": int((hot or {}).get("archived") or 0) + archive_archived,
         }
         snap.outcomes = {s: 0 for s in ("pending", "retrying", "success", "failure")} | {
             r["status"]: int(r["n"])
@@ -118,11 +141,11 @@ class StatsKeeper:
         publish(self.latest, self.metrics)
         return self.latest
 
-    async def run(self, clock: Any, stop: asyncio.Event) -> None:
+    async def run(self, clock: Clock, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 await self.refresh(clock.now())
             except TRANSIENT_ERRORS as exc:
                 logger.bind(action="stats_failed").warning("stats refresh failed: {}", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), REFRESH_SECONDS)
+            if await wait_stop(stop, REFRESH_SECONDS):
+                return

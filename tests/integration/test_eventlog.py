@@ -12,12 +12,12 @@ from typing import Any
 from eventtrigger.domain.jobs import NewEvent
 from eventtrigger.domain.retention import Windows
 from eventtrigger.ids import new_id
-from eventtrigger.roles.retention import move_batch
 from eventtrigger.store import eventlog
 from eventtrigger.store.db import Database
 from eventtrigger.store.eventlog import ARCHIVE, HOT, EventFilter
 from eventtrigger.store.events import in_list, insert_events
 from eventtrigger.store.queries import Q
+from eventtrigger.store.retention import move_batch
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ACTIVE = timedelta(hours=2)

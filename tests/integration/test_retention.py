@@ -15,12 +15,13 @@ from eventtrigger.config import Settings
 from eventtrigger.domain.jobs import NewEvent
 from eventtrigger.domain.retention import Windows
 from eventtrigger.ids import new_id
-from eventtrigger.roles.retention import BATCH, move_batch, run_once
+from eventtrigger.roles.retention import run_once
 from eventtrigger.store import eventlog
 from eventtrigger.store.db import Database, Row
 from eventtrigger.store.eventlog import ARCHIVE, HOT, EventFilter
 from eventtrigger.store.events import Attempt, in_list, insert_events, record_attempt
 from eventtrigger.store.queries import Q
+from eventtrigger.store.retention import BATCH, move_batch
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ACTIVE = timedelta(hours=2)
@@ -73,9 +74,15 @@ async def finish(db: Database, ids: Sequence[str], status: str = "success") -> N
         )
 
 
+# Columns that only matter while an event is in flight (the delivery lease); the archive
+# holds finished events and has no such column.
+IN_FLIGHT_ONLY = ("lease_owner",)
+
+
 async def rows(db: Database, table: str) -> dict[str, Row]:
     async with db.connection() as tx:
-        return {r["id"]: r for r in await tx.fetch_all(f"SELECT * FROM {table}")}
+        found = await tx.fetch_all(f"SELECT * FROM {table}")
+    return {r["id"]: {k: v for k, v in r.items() if k not in IN_FLIGHT_ONLY} for r in found}
 
 
 async def count(db: Database, table: str) -> int:

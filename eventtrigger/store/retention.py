@@ -1,0 +1,92 @@
+"""Retention's SQL: move finished events to the archive, delete past the total window,
+prune occurrences, idempotency keys and archive counts. Bounded batches, each its own
+transaction (run again if it loses a lock conflict), so a pass is safe to interrupt and
+to run in several processes at once (SKIP LOCKED; the deletes are idempotent).
+
+Every change to the archive updates `event_archive_counts` in the same transaction, so
+the stats can sum per-minute counts instead of counting the archive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from eventtrigger.store.db import Database, Tx
+from eventtrigger.store.events import in_list
+from eventtrigger.store.queries import Q
+
+BATCH = 500
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def minute_of(value: datetime) -> int:
+    """The `event_archive_counts.minute` holding `value` (as SQL's TIMESTAMPDIFF(MINUTE))."""
+    return int((value - EPOCH).total_seconds() // 60)
+
+
+async def move_batch(db: Database, before: datetime, limit: int = BATCH) -> int:
+    """Copy up to `limit` finished events fired before `before` to the archive and delete
+    them from the hot table, in one transaction; how many moved."""
+
+    async def work(tx: Tx) -> int:
+        rows = await tx.fetch_all(Q["retention.select_movable"], (before, limit))
+        ids = [r["id"] for r in rows]
+        if ids:
+            await tx.execute(in_list(Q["retention.count_moving"], ids), ids)
+            await tx.execute(in_list(Q["retention.copy_to_archive"], ids), ids)
+            await tx.execute(in_list(Q["retention.delete_moved"], ids), ids)
+        return len(ids)
+
+    return await db.run(work)
+
+
+async def _delete_archive_batch(db: Database, before: datetime) -> int:
+    async def work(tx: Tx) -> int:
+        rows = await tx.fetch_all(Q["retention.select_expired_archive"], (before, BATCH))
+        ids = [r["id"] for r in rows]
+        if ids:
+            await tx.execute(in_list(Q["retention.uncount_expired"], ids), ids)
+            await tx.execute(in_list(Q["retention.delete_expired_archive"], ids), ids)
+        return len(ids)
+
+    return await db.run(work)
+
+
+async def _delete_batch(db: Database, query: str, before: datetime) -> int:
+    async def work(tx: Tx) -> int:
+        return await tx.execute(Q[query], (before, BATCH))
+
+    return await db.run(work)
+
+
+async def delete_expired(db: Database, kept_since: datetime) -> dict[str, int]:
+    """Everything past the total window, batch after batch until none is left; counts."""
+
+    async def drain(batch: Callable[[], Awaitable[int]]) -> int:
+        total = 0
+        while (n := await batch()) > 0:
+            total += n
+            if n < BATCH:
+                break
+        return total
+
+    def query(name: str) -> Callable[[], Awaitable[int]]:
+        return lambda: _delete_batch(db, name, kept_since)
+
+    done = {
+        "deleted_hot": await drain(query("retention.delete_expired_hot")),
+        "deleted_archive": await drain(lambda: _delete_archive_batch(db, kept_since)),
+        "pruned_occurrences": await drain(query("retention.prune_occurrences")),
+        "pruned_keys": await drain(query("retention.prune_idempotency_keys")),
+    }
+    # After the archive's expired rows are gone (their minutes counted down to zero).
+    await _prune_counts(db, kept_since)
+    return done
+
+
+async def _prune_counts(db: Database, kept_since: datetime) -> None:
+    async def work(tx: Tx) -> int:
+        return await tx.execute(Q["retention.prune_counts"], (minute_of(kept_since),))
+
+    await db.run(work)
