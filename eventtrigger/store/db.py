@@ -97,30 +97,53 @@ def _prepare(args: Sequence[Any] | None) -> tuple[Any, ...] | None:
 
 
 class Tx:
-    """One connection inside one transaction (or autocommit, outside one)."""
+    """One connection inside one transaction (or autocommit, outside one).
 
-    def __init__(self, cursor: DictCursor) -> None:
+    In autocommit mode each statement is its own transaction, so a statement that loses
+    a lock conflict is simply run again here; inside a transaction only `Database.run`
+    can re-run, since InnoDB rolled back the statements before it too.
+    """
+
+    def __init__(self, cursor: DictCursor, *, autocommit: bool = False) -> None:
         self._cursor = cursor
+        self._autocommit = autocommit
+
+    async def _run(self, statement: Callable[[], Awaitable[T]]) -> T:
+        return await (retry_conflicts(statement) if self._autocommit else statement())
 
     async def execute(self, sql: str, args: Sequence[Any] | None = None) -> int:
         """Run a statement; the number of affected rows."""
-        return int(await self._cursor.execute(sql, _prepare(args)))
+
+        async def once() -> int:
+            return int(await self._cursor.execute(sql, _prepare(args)))
+
+        return await self._run(once)
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
         """One multi-row statement for `INSERT ... VALUES (%s, ...)` (asyncmy rewrites it)."""
         prepared = [_prepare(r) for r in rows]
         if not prepared:
             return 0
-        return int(await self._cursor.executemany(sql, prepared) or 0)
+
+        async def once() -> int:
+            return int(await self._cursor.executemany(sql, prepared) or 0)
+
+        return await self._run(once)
 
     async def fetch_all(self, sql: str, args: Sequence[Any] | None = None) -> list[Row]:
-        await self._cursor.execute(sql, _prepare(args))
-        return list(await self._cursor.fetchall())
+        async def once() -> list[Row]:
+            await self._cursor.execute(sql, _prepare(args))
+            return list(await self._cursor.fetchall())
+
+        return await self._run(once)
 
     async def fetch_one(self, sql: str, args: Sequence[Any] | None = None) -> Row | None:
-        await self._cursor.execute(sql, _prepare(args))
-        row: Row | None = await self._cursor.fetchone()
-        return row
+        async def once() -> Row | None:
+            await self._cursor.execute(sql, _prepare(args))
+            row: Row | None = await self._cursor.fetchone()
+            return row
+
+        return await self._run(once)
 
 
 class Database:
@@ -178,9 +201,10 @@ class Database:
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Tx]:
-        """A connection in autocommit mode: each statement commits by itself."""
+        """A connection in autocommit mode: each statement commits by itself (and is run
+        again if it loses a lock conflict)."""
         async with self._pool.acquire() as conn, conn.cursor(DictCursor) as cursor:
-            yield Tx(cursor)
+            yield Tx(cursor, autocommit=True)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:

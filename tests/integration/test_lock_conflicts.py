@@ -72,6 +72,41 @@ async def test_a_deadlock_victim_is_run_again_and_both_transactions_commit(db: D
     assert sorted(runs.values()) == [1, 2]  # exactly one victim, run once more
 
 
+async def test_an_autocommit_statement_that_loses_a_deadlock_is_run_again(db: Database) -> None:
+    """A heavier transaction holds the higher of two rows, a single autocommit UPDATE takes
+    the lower and waits for the higher, then the transaction wants the lower: InnoDB kills
+    the lighter one, the statement, which `connection()` runs again."""
+    low, high, *others = sorted([await _trigger(db) for _ in range(8)])
+    async with db.transaction() as heavy:
+        # Modify several rows first, so InnoDB picks the one-row statement as the victim.
+        for trigger_id in [high, *others]:
+            await heavy.execute("UPDATE triggers SET name = 'heavy' WHERE id = %s", (trigger_id,))
+
+        async def statement() -> int:
+            async with db.connection() as tx:
+                return await tx.execute(
+                    "UPDATE triggers SET version = version + 1 WHERE id IN (%s, %s)", (low, high)
+                )
+
+        waiting = asyncio.create_task(statement())
+        await _until_waiting_for_a_lock(db)
+        await heavy.execute("UPDATE triggers SET name = 'heavy' WHERE id = %s", (low,))
+    assert await asyncio.wait_for(waiting, 30) == 2
+
+
+async def _until_waiting_for_a_lock(db: Database) -> None:
+    for _ in range(1000):
+        await asyncio.sleep(0.01)  # between polls, hold no connection the statement needs
+        async with db.connection() as tx:
+            row = await tx.fetch_one(
+                "SELECT COUNT(*) AS n FROM information_schema.INNODB_TRX"
+                " WHERE trx_state = 'LOCK WAIT' AND trx_query LIKE 'UPDATE triggers SET version%%'"
+            )
+        if row and row["n"]:
+            return
+    raise AssertionError("the statement never waited for the lock")
+
+
 async def test_run_gives_other_errors_to_the_caller_at_once(db: Database) -> None:
     calls = 0
 
