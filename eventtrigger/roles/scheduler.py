@@ -47,7 +47,7 @@ from eventtrigger.store.schedules import Due
 LOOKAHEAD = timedelta(seconds=2)  # claim this far ahead, so firing is a local timer
 POLL_SECONDS = 0.25
 CLAIM_LIMIT = 2000
-FIRE_BATCH = 2000  # occurrences per firing transaction
+FIRE_BATCH = 250  # occurrences per firing transaction: the first jobs leave while the rest commit
 REPUBLISH_LIMIT = 500
 MAX_FIRE_ATTEMPTS = 3  # claims of an occurrence whose firing fails before it is given up
 

@@ -53,6 +53,7 @@ HOST_QUEUE_ROUNDS = 256  # a host may hold this many rounds of its slots in memo
 MAX_HELD = 16384  # jobs held (queued or in flight) per process; past it, consumption pauses
 RESUME_AT = 0.75  # ... and resumes once the held jobs fall below this share of the cap
 OUTCOME_BATCH = 500
+HAND_BACK_SECONDS = 2.0  # at shutdown, for releasing leases (the database may be gone)
 REQUEUE_MIN, REQUEUE_MAX = 0.05, 60.0  # seconds a handed-back job waits
 T = TypeVar("T")
 
@@ -499,15 +500,8 @@ class Worker:
 
     async def _shutdown(self, helpers: list[asyncio.Task[None]]) -> None:
         """Hand back queued jobs, let deliveries in flight finish within the grace period,
-        store their outcomes, commit what is settled."""
-        queued = [h for h in self._held.values() if not h.started]
-        if queued:
-            with contextlib.suppress(*TRANSIENT_ERRORS):
-                async with self.res.db.transaction() as tx:
-                    await deliveries.release(tx, [h.event_id for h in queued], self.owner)
-            self.log.bind(action="handed_back", count=len(queued)).info(
-                "{} queued job(s) handed back", len(queued)
-            )
+        store their outcomes, hand back what was cut, commit what is settled."""
+        await self._hand_back([h for h in self._held.values() if not h.started], "queued")
         grace = self.settings.shutdown_grace.total_seconds()
         deadline = time.monotonic() + grace
         flying = set(self._tasks)
@@ -528,9 +522,23 @@ class Worker:
             helper.cancel()
             with contextlib.suppress(asyncio.CancelledError, Stopping):
                 await helper
+        # Whatever is still held was cut or could not be stored: its offset stays
+        # uncommitted, and without our lease the next owner of its partition takes it
+        # at once instead of waiting for the lease to run out.
+        await self._hand_back(list(self._held.values()), "unfinished")
         await self.commit(None)
         await self.consumer.stop()
         await self.deliverer.stop()
+
+    async def _hand_back(self, items: list[Held], what: str) -> None:
+        if not items:
+            return
+        with contextlib.suppress(TimeoutError, *TRANSIENT_ERRORS):
+            async with asyncio.timeout(HAND_BACK_SECONDS), self.res.db.transaction() as tx:
+                await deliveries.release(tx, [h.event_id for h in items], self.owner)
+        self.log.bind(action="handed_back", count=len(items)).info(
+            "{} {} job(s) handed back", len(items), what
+        )
 
 
 def _host(job: dict[str, Any]) -> str:
