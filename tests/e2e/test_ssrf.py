@@ -5,7 +5,6 @@ the same delivery through."""
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 from collections.abc import Callable
 
@@ -18,13 +17,26 @@ from tests.process import EventtriggerProcess
 RETRY = {"max_attempts": 3, "initial_delay": "200ms", "max_delay": "1s"}
 
 
+# A DNS name (not the literal `localhost`, which is refused when saving) that resolves to
+# 127.0.0.1: this machine's host name on a usual Debian /etc/hosts, or `loopback.test`,
+# which compose.yaml maps for the test container (a container's host name resolves to its
+# own network address instead).
+LOOPBACK_NAMES = (socket.gethostname(), "loopback.test")
+
+
 def _local_name() -> tuple[str, str]:
-    """This machine's host name and the loopback address it resolves to (from /etc/hosts)."""
-    name = socket.gethostname()
-    addresses = {info[4][0] for info in socket.getaddrinfo(name, None, socket.AF_INET)}
-    loopback = sorted(a for a in addresses if ipaddress.ip_address(a).is_loopback)
-    assert loopback == ["127.0.0.1"], f"{name!r} resolves to {addresses}, not 127.0.0.1 only"
-    return name, loopback[0]
+    """A host name that resolves to 127.0.0.1 only, and that address."""
+    seen = {}
+    for name in LOOPBACK_NAMES:
+        try:
+            infos = socket.getaddrinfo(name, None, socket.AF_INET)
+        except socket.gaierror:
+            continue
+        addresses = {info[4][0] for info in infos}
+        seen[name] = addresses
+        if addresses == {"127.0.0.1"}:
+            return name, "127.0.0.1"
+    raise AssertionError(f"none of {LOOPBACK_NAMES} resolves to 127.0.0.1 only: {seen}")
 
 
 async def _test_run(client: httpx.AsyncClient, endpoint: str) -> str:
