@@ -103,9 +103,13 @@ class TriggerStore:
 
         Fired and cancelled occurrences stay for retention to prune: deleting (and so
         locking) a long-running trigger's whole history would make a DELETE cost grow
-        with it. Occurrences first, then the trigger: the scheduler's order."""
+        with it. Occurrences (by primary key), then the trigger: the scheduler's order;
+        the delete itself then also catches one a firing added meanwhile."""
 
         async def work(tx: Tx) -> bool:
+            await lock_pending(tx, trigger_id)
+            if await lock(tx, trigger_id) is None:
+                return False
             await tx.execute(Q["triggers.delete_occurrences"], (trigger_id,))
             return await tx.execute(Q["triggers.delete"], (trigger_id,)) == 1
 
@@ -123,6 +127,15 @@ async def lock(tx: Tx, trigger_id: str) -> Row | None:
     if row is not None:
         row["config"] = read_json(row["config"])
     return row
+
+
+async def lock_pending(tx: Tx, trigger_id: str) -> None:
+    """Lock the trigger's pending (and claimed) occurrences by primary key, as the
+    scheduler does: taken before the trigger row, this keeps edits and deletes from
+    deadlocking with its claims and firings. Fired history is neither read nor locked."""
+    ids = [r["id"] for r in await tx.fetch_all(Q["triggers.pending_occurrence_ids"], (trigger_id,))]
+    if ids:
+        await tx.fetch_all(in_list(Q["triggers.lock_occurrences"], ids), ids)
 
 
 async def add_occurrence(tx: Tx, trigger_id: str, fire_at: datetime, now: datetime) -> None:
@@ -163,11 +176,7 @@ async def apply_patch(
 async def _apply_patch(
     tx: Tx, trigger_id: str, decide: Callable[[Row, datetime], PatchPlan], clock: Clock
 ) -> TriggerRecord | None:
-    pending = [
-        r["id"] for r in await tx.fetch_all(Q["triggers.pending_occurrence_ids"], (trigger_id,))
-    ]
-    if pending:
-        await tx.fetch_all(in_list(Q["triggers.lock_occurrences"], pending), pending)
+    await lock_pending(tx, trigger_id)
     row = await lock(tx, trigger_id)
     if row is None:
         return None
