@@ -43,6 +43,7 @@ from eventtrigger.delivery import Deliverer, Result
 from eventtrigger.domain import retry
 from eventtrigger.domain.durations import parse_duration
 from eventtrigger.domain.jobs import scheduled_time
+from eventtrigger.domain.triggers import parse_iso
 from eventtrigger.resources import Resources
 from eventtrigger.store import deliveries
 from eventtrigger.store.db import TRANSIENT_ERRORS, retry_conflicts
@@ -367,6 +368,8 @@ class Worker:
                 max_delay=parse_duration(policy["max_delay"]),
                 now=now,
                 jitter_draw=random.random(),
+                # A Retry-After may not push the retry out of the event's active window.
+                latest=parse_iso(item.job["fired_at"]) + self.res.settings.retention_active,
             )
         return Attempt(
             event_id=item.event_id,
