@@ -11,16 +11,17 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from eventtrigger.resources import Resources
+from eventtrigger.roles.api import docs
 from eventtrigger.roles.api.dashboard import DASHBOARD_HTML
 from eventtrigger.roles.api.events import EventRoutes
 from eventtrigger.roles.api.firing import FiringRoutes
 from eventtrigger.roles.api.http import json_response
 from eventtrigger.roles.api.middleware import RequestContext
-from eventtrigger.roles.api.openapi import SWAGGER_HTML, openapi_document
+from eventtrigger.roles.api.openapi import openapi_document
 from eventtrigger.roles.api.problems import Problem, problem_response
 from eventtrigger.roles.api.stats import stats
 from eventtrigger.roles.api.triggers import TriggerRoutes
@@ -61,7 +62,7 @@ class Contained:
                 )
 
 
-def routes(res: Resources, *, api: bool) -> list[Route]:
+def routes(res: Resources, *, api: bool) -> list[BaseRoute]:
     """Every route the process serves; the OpenAPI document must list each of them."""
 
     async def live(request: Request) -> Response:
@@ -74,7 +75,7 @@ def routes(res: Resources, *, api: bool) -> list[Route]:
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(res.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    served = [
+    served: list[BaseRoute] = [
         Route("/health/live", live),
         Route("/health", health),
         Route("/metrics", metrics),
@@ -84,9 +85,6 @@ def routes(res: Resources, *, api: bool) -> list[Route]:
 
         async def openapi(request: Request) -> Response:
             return json_response(document)
-
-        async def docs(request: Request) -> Response:
-            return HTMLResponse(SWAGGER_HTML)
 
         async def dashboard(request: Request) -> Response:
             return HTMLResponse(DASHBOARD_HTML)
@@ -99,7 +97,7 @@ def routes(res: Resources, *, api: bool) -> list[Route]:
         e = EventRoutes(res)
         served += [
             Route("/openapi.json", openapi),
-            Route("/docs", docs),
+            *docs.routes(),
             by_method("/api/v1/triggers", GET=t.list, POST=t.create),
             by_method("/api/v1/triggers/{trigger_id}", GET=t.get, PATCH=t.patch, DELETE=t.delete),
             Route("/api/v1/triggers/{trigger_id}/test", f.test_trigger, methods=["POST"]),
