@@ -14,7 +14,14 @@ from eventtrigger.store.db import Database
 from eventtrigger.store.migrate import migrate
 
 TEST_API_KEY = "test-key-0123456789"
-TABLES = ("event_logs", "event_logs_archive", "idempotency_keys", "trigger_schedules", "triggers")
+TABLES = (
+    "event_logs",
+    "event_logs_archive",
+    "event_archive_counts",
+    "idempotency_keys",
+    "trigger_schedules",
+    "triggers",
+)
 
 
 def test_environ(**overrides: str) -> dict[str, str]:
