@@ -1,5 +1,6 @@
 """Command line: `eventtrigger migrate`, `eventtrigger run --roles=...`, `--version`, plus
-`healthcheck` (the container's probe) and `echo` (a receiver for trying deliveries)."""
+`healthcheck` (the container's probe), `echo` (a receiver for trying deliveries), and the
+API client commands `triggers ...` and `events ...` (see `eventtrigger triggers --help`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from eventtrigger import __version__
+from eventtrigger.client import commands as client_commands
 from eventtrigger.config import ROLES, Settings, SettingsError, load_settings
 
 
@@ -39,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     echo = sub.add_parser("echo", help="run a receiver that logs every delivery it gets")
     echo.add_argument("--host", default="0.0.0.0")
     echo.add_argument("--port", type=int, default=8080)
+    client_commands.add_commands(sub)
     return parser
 
 
@@ -79,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
 
         serve(args.host, args.port)
         return 0
+    if args.command in client_commands.GROUPS:
+        # An HTTP client of a running API: it must work where no database or Kafka
+        # settings exist, so it never goes through load_settings().
+        return client_commands.run(args)
     try:
         settings: Settings = load_settings()
         roles = parse_roles(args.roles) if args.command == "run" else ()
