@@ -193,11 +193,11 @@ def _report(exc: ApiError, args: argparse.Namespace, err: TextIO) -> None:
     for name, message in exc.field_errors:
         print(f"  {name}: {message}" if name else f"  {message}", file=err)
     if exc.hint:
-        print(f"  ({exc.hint})", file=err)
+        print(f"  hint: {exc.hint}", file=err)
     if exc.status == 401 and not (
         getattr(args, "api_key", None) or os.environ.get("EVENTTRIGGER_API_KEY")
     ):
-        print("  (no API key given: set EVENTTRIGGER_API_KEY or pass --api-key)", file=err)
+        print("  hint: no API key given; set EVENTTRIGGER_API_KEY or pass --api-key", file=err)
 
 
 def _wants_json(args: argparse.Namespace) -> bool:
@@ -358,7 +358,7 @@ def _events_replay(args: argparse.Namespace, client: ApiClient, out: TextIO) -> 
             # leave the user to believe the event is unknown.
             exc.hint = (
                 "the event exists, but this server has no replay endpoint "
-                "(POST /api/v1/events/{id}/replay): it needs a newer eventtrigger"
+                "(POST /api/v1/events/{id}/replay); it needs a newer eventtrigger"
             )
         raise
     if _wants_json(args):

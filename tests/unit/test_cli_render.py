@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
@@ -48,7 +49,7 @@ def test_table_aligns_columns_without_trailing_blanks() -> None:
 
 
 def test_triggers_table() -> None:
-    triggers = [
+    triggers: list[dict[str, Any]] = [
         {
             "id": "01AAA",
             "name": "tick",
@@ -98,7 +99,7 @@ def test_triggers_table() -> None:
 
 
 def test_events_table_and_latency() -> None:
-    events = [
+    events: list[dict[str, Any]] = [
         {
             "id": "01EEE",
             "trigger_id": "01AAA",
