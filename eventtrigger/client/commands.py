@@ -172,6 +172,13 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     except Unreachable as exc:
         print(f"eventtrigger: cannot reach the API: {exc}", file=err)
         return SERVER
+    except KeyboardInterrupt:
+        return 130  # as shells report an interrupted command; no traceback for a Ctrl-C
+    except BrokenPipeError:
+        # The reader went away (`... | head`): stop quietly as Unix tools do, and point
+        # stdout at /dev/null so the interpreter's final flush cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return OK
 
 
 def _client(args: argparse.Namespace) -> ApiClient:
