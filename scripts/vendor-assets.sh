@@ -6,6 +6,7 @@
 #   bash scripts/vendor-assets.sh
 set -Eeuo pipefail
 SWAGGER_UI_VERSION=5.35.0
+UPLOT_VERSION=1.6.32
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DEST=$ROOT/eventtrigger/roles/api/static/swagger-ui
@@ -24,3 +25,14 @@ echo "$SWAGGER_UI_VERSION" >"$DEST/VERSION"
 sed -i '/^\/\/# sourceMappingURL=/d' "$DEST/swagger-ui-bundle.js"
 sed -i 's|/\*# sourceMappingURL=[^*]*\*/||' "$DEST/swagger-ui.css"
 echo "vendored swagger-ui-dist $SWAGGER_UI_VERSION into ${DEST#"$ROOT"/}"
+
+# uPlot draws the console's charts (/dashboard): its ES module build, imported as is.
+UPLOT=$ROOT/eventtrigger/roles/api/static/console/vendor/uplot
+(cd "$work" && npm pack --silent "uplot@$UPLOT_VERSION" >/dev/null)
+mkdir -p "$work/uplot"
+tar -xzf "$work"/uplot-*.tgz -C "$work/uplot"
+mkdir -p "$UPLOT"
+cp "$work/uplot/package/dist/uPlot.esm.js" "$work/uplot/package/dist/uPlot.min.css" \
+    "$work/uplot/package/LICENSE" "$UPLOT/"
+echo "$UPLOT_VERSION" >"$UPLOT/VERSION"
+echo "vendored uplot $UPLOT_VERSION into ${UPLOT#"$ROOT"/}"

@@ -10,13 +10,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from eventtrigger.resources import Resources
 from eventtrigger.roles.api import docs
-from eventtrigger.roles.api.dashboard import DASHBOARD_HTML
+from eventtrigger.roles.api.dashboard import routes as console_routes
 from eventtrigger.roles.api.events import EventRoutes
 from eventtrigger.roles.api.firing import FiringRoutes
 from eventtrigger.roles.api.http import json_response
@@ -86,9 +86,6 @@ def routes(res: Resources, *, api: bool) -> list[BaseRoute]:
         async def openapi(request: Request) -> Response:
             return json_response(document)
 
-        async def dashboard(request: Request) -> Response:
-            return HTMLResponse(DASHBOARD_HTML)
-
         async def stats_route(request: Request) -> Response:
             return await stats(request, res)
 
@@ -105,7 +102,7 @@ def routes(res: Resources, *, api: bool) -> list[BaseRoute]:
             Route("/api/v1/webhook/{trigger_id}", f.webhook, methods=["POST"]),
             Route("/api/v1/events", e.list, methods=["GET"]),
             Route("/api/v1/stats", stats_route, methods=["GET"]),
-            Route("/dashboard", dashboard, methods=["GET"]),
+            *console_routes(res),
             Route("/api/v1/events/{event_id}", e.get, methods=["GET"]),
         ]
     return served

@@ -204,10 +204,75 @@ def _event_paths() -> dict[str, Any]:
                 "responses": {"200": _json(_ref("Stats"), "The figures."), "401": unauthorised},
             }
         },
+    }
+
+
+# ---- the console (/dashboard) and its chart series: eventtrigger/roles/api/dashboard.py,
+# series.py --------------------------------------------------------------------------------
+
+
+def _console_paths() -> dict[str, Any]:
+    about = "Milliseconds, read from a log-scale histogram (within 19%); null without data."
+    timing: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "p50": {"type": ["number", "null"]},
+            "p99": {"type": ["number", "null"]},
+        },
+        "description": about,
+    }
+    point = {
+        "type": "object",
+        "properties": {
+            "start": {"type": "string", "format": "date-time"},
+            "counts": {
+                "type": "object",
+                "properties": {k: {"type": "integer"} for k in _EVENT_STATUSES},
+                "description": "Events fired in the bucket, by current status.",
+            },
+            "fire_lateness_ms": {
+                **timing,
+                "description": "Scheduled firings: scheduled to fired. " + about,
+            },
+            "delivery_latency_ms": {
+                **timing,
+                "description": "Scheduled time to the final answer. " + about,
+            },
+        },
+    }
+    series = {
+        "type": "object",
+        "properties": {
+            "range": {"enum": ["1h", "48h"]},
+            "bucket_seconds": {"type": "integer"},
+            "trigger_id": {"type": ["string", "null"]},
+            "as_of": {"type": "string", "format": "date-time"},
+            "points": {"type": "array", "items": point, "description": "Oldest first."},
+        },
+    }
+    return {
+        "/api/v1/stats/series": {
+            "get": {
+                "summary": "Firings by outcome and p50/p99 timings per time bucket (charts)",
+                "description": "`range=1h`: 60 one-minute buckets; `range=48h`: 96 half-hour "
+                "buckets; the last bucket holds now. Over active and archived events; "
+                "`trigger_id` narrows to one trigger. Answers may be up to 3 s (1h) or 30 s "
+                "(48h) old.",
+                "operationId": "getStatsSeries",
+                "parameters": [
+                    _query("range", {"enum": ["1h", "48h"], "default": "1h"}),
+                    _query("trigger_id", {"type": "string"}),
+                ],
+                "responses": {
+                    "200": _json(series, "One point per bucket."),
+                    "400": _ERRORS["400"],
+                    "401": _problem("Missing or invalid API key."),
+                },
+            }
+        },
         "/dashboard": {
             "get": {
-                "summary": "A small HTML page of the stats (asks for a key, then calls "
-                "/api/v1/stats)",
+                "summary": "The operator console (asks for a key, then calls the API with it)",
                 "security": [],
                 "responses": {"200": {"description": "HTML."}},
             }
@@ -426,6 +491,7 @@ def openapi_document(public_url: str) -> dict[str, Any]:
                 },
             },
             **_event_paths(),
+            **_console_paths(),
             "/openapi.json": {
                 "get": {
                     "summary": "This document",
