@@ -30,6 +30,7 @@ import pytest
 from playwright.async_api import ConsoleMessage, Error, Page, async_playwright
 
 from eventtrigger.ids import new_id
+from eventtrigger.store import series
 from eventtrigger.store.db import Database
 from tests.conftest import TEST_API_KEY
 from tests.e2e.conftest import (
@@ -387,6 +388,7 @@ async def test_console_pages_stay_fast_at_1000_triggers_and_100000_events(
     db: Database,
 ) -> None:
     trigger_ids = await _seed(db, sink.url("/load"))
+    await _series_reads_index_ranges(db, trigger_ids[0])
     # The api role alone: nothing fires or moves rows while pages are timed.
     proc = launch(roles="api")
     async with api(proc) as client:
@@ -467,6 +469,20 @@ async def test_console_pages_stay_fast_at_1000_triggers_and_100000_events(
         assert all(n <= 50 for n in limits), limits
         assert not b.page_errors, b.page_errors
         assert not b.unexpected_errors(), b.console_errors
+
+
+async def _series_reads_index_ranges(db: Database, trigger_id: str) -> None:
+    """The chart queries walk an index range on fired_at (or trigger, fired_at), even
+    when the range covers most of a table."""
+    now = datetime.now(UTC)
+    start = now - timedelta(hours=48)
+    async with db.connection() as tx:
+        for table, (by_time, by_trigger) in series.TABLES.items():
+            for one in (False, True):
+                args: tuple[Any, ...] = (start, 1800, start, now) + ((trigger_id,) if one else ())
+                plan = await tx.fetch_all("EXPLAIN " + series.query(table, one), args)
+                assert plan[0]["key"] == (by_trigger if one else by_time), plan
+                assert plan[0]["type"] in ("range", "ref"), plan
 
 
 async def _stats_ready(client: httpx.AsyncClient, triggers: int) -> bool:

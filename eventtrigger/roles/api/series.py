@@ -8,6 +8,7 @@ bucket, so any number of open consoles polling cost the database one query each 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -32,6 +33,9 @@ class SeriesRoute:
     def __init__(self, res: Resources) -> None:
         self.res = res
         self._cache: dict[tuple[str, str | None], tuple[float, dict[str, Any]]] = {}
+        # One query at a time per process: callers that arrive while it runs take its
+        # answer from the cache instead of starting their own.
+        self._lock = asyncio.Lock()
 
     async def get(self, request: Request) -> Response:
         require_key(request, self.res.settings)
@@ -43,20 +47,26 @@ class SeriesRoute:
             )
         bucket, count, ttl = RANGES[name]
         key = (name, trigger_id)
-        cached = self._cache.get(key)
-        if cached is not None and time.monotonic() - cached[0] < ttl:
-            return json_response(cached[1])
+        async with self._lock:
+            cached = self._cache.get(key)
+            if cached is not None and time.monotonic() - cached[0] < ttl:
+                return json_response(cached[1])
+            body = await self._compute(name, trigger_id, bucket, count)
+            if len(self._cache) >= CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[key] = (time.monotonic(), body)
+        return json_response(body)
+
+    async def _compute(
+        self, name: str, trigger_id: str | None, bucket: int, count: int
+    ) -> dict[str, Any]:
         now = self.res.clock.now()
         span = store.Range.ending_at(now, bucket, count)
         points = await store.series(self.res.db, span, trigger_id)
-        body = {
+        return {
             "range": name,
             "bucket_seconds": bucket,
             "trigger_id": trigger_id,
             "as_of": iso(now),
             "points": [{**p, "start": iso(p["start"])} for p in points],
         }
-        if len(self._cache) >= CACHE_LIMIT:
-            self._cache.clear()
-        self._cache[key] = (time.monotonic(), body)
-        return json_response(body)
