@@ -131,13 +131,16 @@ export async function renderDetail(page, params, ctx) {
       },
     }, "Replay");
     head.replaceChildren(el("h1", {}, "Event ", el("code", {}, e.id), " ", badge(e.status)),
-      el("div", { class: "actions" }, replay));
+      el("div", { class: "actions" },
+        hasFeature("replay") ? null : el("span", { class: "muted small", id: "replay-note" }, "Replay is not offered by this server yet"),
+        replay));
     const rows = [
       ["Trigger", triggerCell(e, names)],
       ["Type", e.trigger_type], ["Source", e.source], ["Test run", e.is_test_run ? "yes" : "no"],
       ["Note", e.note || "-"],
       ["Scheduled", when(e.scheduled_at)], ["Fired", when(e.fired_at)],
-      ["Fire lateness", ms(between(e.scheduled_at, e.fired_at))],
+      // Lateness means something for scheduled firings only; others fire when asked.
+      ["Fire lateness", e.source === "scheduled" ? ms(between(e.scheduled_at, e.fired_at)) : "-"],
       ["Delivered", when(e.delivered_at)],
       ["Delivery latency", ms(between(e.scheduled_at, e.delivered_at))],
       ["Attempts", String(e.attempts)], ["Last status code", e.last_status_code ?? "-"],
@@ -147,7 +150,7 @@ export async function renderDetail(page, params, ctx) {
     props.replaceChildren(
       el("dl", { class: "props" }, ...rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])),
       el("h2", {}, "Payload"), el("div", { id: "payload" }, json(e.payload)),
-      e.request !== undefined ? [el("h2", {}, "Request"), json(e.request)] : null);
+      ...(e.request !== undefined ? [el("h2", {}, "Request"), json(e.request)] : []));
     attempts.replaceChildren(el("h2", {}, "Attempts"));
     if (hasFeature("attempts")) {
       try {
