@@ -107,7 +107,10 @@ async def console(proc: EventtriggerProcess) -> AsyncIterator[Browser]:
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = await browser.new_page(viewport={"width": 1360, "height": 900})
+            context = await browser.new_context(viewport={"width": 1360, "height": 900})
+            # "Copy webhook URL" writes to the clipboard; the test reads it back.
+            await context.grant_permissions(["clipboard-read", "clipboard-write"])
+            page = await context.new_page()
             b = Browser(page)
 
             def on_console(message: ConsoleMessage) -> None:
@@ -302,6 +305,13 @@ async def test_console_walks_every_page(
             title = await replay.get_attribute("title") or ""
             assert "POST /api/v1/events/{id}/replay" in title, title
         await b.shot("event-failed")
+
+        # A webhook trigger's page: copy its URL.
+        await go(b, f"#/triggers/{orders['id']}", "#copy-url")
+        assert await page.inner_text("#webhook-url") == orders["webhook_url"]
+        await page.click("#copy-url")
+        await page.wait_for_selector("#toast:text('Webhook URL copied')")
+        assert await page.evaluate("navigator.clipboard.readText()") == orders["webhook_url"]
 
         # Per-trigger aggregate over 48 h, with names.
         await go(b, "#/aggregate", f'#aggregate-rows tr[data-trigger="{orders["id"]}"]')

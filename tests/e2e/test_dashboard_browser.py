@@ -1,5 +1,7 @@
-"""The dashboard in a real browser: headless Chromium (Debian's `chromium` package, see
-scripts/browser.sh) driven by Playwright, against the real process."""
+"""The console's overview (/dashboard) in a real browser: headless Chromium (Debian's
+`chromium` package, see scripts/browser.sh) driven by Playwright, against the real
+process. Its tiles must show the figures /api/v1/stats reports; test_console.py walks
+the rest of the console."""
 
 from __future__ import annotations
 
