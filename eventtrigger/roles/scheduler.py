@@ -49,6 +49,7 @@ POLL_SECONDS = 0.25
 CLAIM_LIMIT = 2000
 FIRE_BATCH = 250  # occurrences per firing transaction: the first jobs leave while the rest commit
 REPUBLISH_LIMIT = 500
+FIRING_AT_ONCE = 2  # firing transactions in flight together
 MAX_FIRE_ATTEMPTS = 3  # claims of an occurrence whose firing fails before it is given up
 
 
@@ -115,27 +116,47 @@ class Scheduler:
             )
 
     async def _fire_loop(self, stop: asyncio.Event) -> None:
-        """Sleep until the earliest claimed fire time; fire everything due by then."""
-        while not stop.is_set():
-            self._wake.clear()
-            delay = (self._due[0][0] - self.res.clock.now()).total_seconds() if self._due else 1.0
-            if delay > 0:
-                # Woken early by a new claim (maybe an earlier one) or by stop; timers may
-                # also wake a little early, so the clock is read again either way.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), delay)
-                continue
-            now = self.res.clock.now()
-            ids: list[int] = []
-            while self._due and self._due[0][0] <= now and len(ids) < FIRE_BATCH:
-                ids.append(heapq.heappop(self._due)[1])
-            try:
-                await retry_conflicts(lambda ids=ids: self._fire(ids))  # type: ignore[misc]
-            except TRANSIENT_ERRORS as exc:
-                # The claims stay ours until their lease expires; then any scheduler retries.
-                self.log.bind(action="fire_failed").warning("firing {} failed: {}", ids, exc)
-            finally:
-                self._known.difference_update(ids)
+        """Sleep until the earliest claimed fire time; fire everything due by then.
+
+        Up to FIRING_AT_ONCE batches are in their transactions together, so one batch's
+        round trips to the database overlap the next one's work.
+        """
+        slots = asyncio.Semaphore(FIRING_AT_ONCE)
+        firing: set[asyncio.Task[None]] = set()
+        try:
+            while not stop.is_set():
+                self._wake.clear()
+                now = self.res.clock.now()
+                delay = (self._due[0][0] - now).total_seconds() if self._due else 1.0
+                if delay > 0:
+                    # Woken early by a new claim (maybe an earlier one) or by stop; timers
+                    # may also wake a little early, so the clock is read again either way.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), delay)
+                    continue
+                await slots.acquire()
+                now = self.res.clock.now()
+                ids: list[int] = []
+                while self._due and self._due[0][0] <= now and len(ids) < FIRE_BATCH:
+                    ids.append(heapq.heappop(self._due)[1])
+                task = asyncio.create_task(self._fire_batch(ids, slots))
+                firing.add(task)
+                task.add_done_callback(firing.discard)
+                for done in [t for t in firing if t.done()]:
+                    done.result()  # a bug in firing takes the role down, loudly
+        finally:
+            if firing:
+                await asyncio.wait(firing)
+
+    async def _fire_batch(self, ids: list[int], slots: asyncio.Semaphore) -> None:
+        try:
+            await retry_conflicts(lambda: self._fire(ids))
+        except TRANSIENT_ERRORS as exc:
+            # The claims stay ours until their lease expires; then any scheduler retries.
+            self.log.bind(action="fire_failed").warning("firing {} failed: {}", ids, exc)
+        finally:
+            self._known.difference_update(ids)
+            slots.release()
 
     async def _fire(self, ids: list[int]) -> None:
         now = self.res.clock.now()
@@ -184,8 +205,9 @@ class Scheduler:
             self.res.metrics.schedule_errors.inc()
             self.log.bind(action="fire_failed_for_good", trigger_id=e.trigger_id, event_id=e.id,
                           error=error).error("occurrence recorded as failed")  # fmt: skip
-        # Jobs first, log lines after: a thousand lines take a noticeable while.
+        # Jobs first, log lines after (they take a noticeable while for a big batch).
         self.outbox.send([job_message(event_dict(e)) for e in events])
+        await asyncio.sleep(0)  # let the next batch start its transaction meanwhile
         for e in events:
             self.log.info(
                 "fired",
