@@ -173,7 +173,15 @@ async def test_console_walks_every_page(
         failed_id = await fire_webhook(broken["webhook_url"], {"invoice": 7})
         await wait_for_event(db, failed_id, "failure")
 
-        # Overview: tiles, both charts, the failure named by its trigger.
+        # Every asset is ours, as a JavaScript/CSS type the browser must not sniff.
+        for asset, kind in (("app.js", "javascript"), ("vendor/uplot/uPlot.esm.js", "javascript"),
+                            ("console.css", "text/css")):  # fmt: skip
+            served = await client.get(f"/dashboard/assets/{asset}")
+            assert served.status_code == 200 and kind in served.headers["content-type"]
+            assert served.headers["x-content-type-options"] == "nosniff"
+            assert served.headers["cache-control"] == "no-cache"
+
+        # Overview: tiles, the charts, the failure named by its trigger.
         await go(b, "#/overview", "#charts canvas")
         row = f'#failures tr[data-event="{failed_id}"]'
         await page.wait_for_selector(row, timeout=15_000)

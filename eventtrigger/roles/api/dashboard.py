@@ -89,6 +89,9 @@ class _Assets:
             if message["type"] == "http.response.start":
                 raw = list(message.get("headers", []))  # type: ignore[call-overload]
                 raw.append((b"x-content-type-options", b"nosniff"))
+                # Revalidate every time (a 304 by ETag is cheap): ES modules import each
+                # other, and a browser mixing cached old modules with new ones breaks.
+                raw.append((b"cache-control", b"no-cache"))
                 message["headers"] = raw
             await send(message)
 
