@@ -51,13 +51,13 @@ async def sleep_until(clock: Clock, when: datetime, stop: asyncio.Event) -> bool
     return not stop.is_set()
 
 
-async def wait_stop(stop: asyncio.Event, timeout: float) -> bool:
-    """Wait up to `timeout` seconds for `stop`; True if it was set (the caller should return).
+async def wait_stop(stop: asyncio.Event, seconds: float) -> bool:
+    """Wait up to `seconds` for `stop`; True if it was set (the caller should return).
 
     Every periodic loop paces itself with this, so a SIGTERM is seen within one pause.
     """
     try:
-        await asyncio.wait_for(stop.wait(), timeout=max(0.0, timeout))
+        await asyncio.wait_for(stop.wait(), timeout=max(0.0, seconds))
     except TimeoutError:
         return False
     return True
