@@ -118,8 +118,8 @@ class Scheduler:
     async def _fire_loop(self, stop: asyncio.Event) -> None:
         """Sleep until the earliest claimed fire time; fire everything due by then.
 
-        Up to FIRING_AT_ONCE batches are in their transactions together, so one batch's
-        round trips to the database overlap the next one's work.
+        While a backlog lasts, up to FIRING_AT_ONCE full batches are in their transactions
+        together, so one batch's round trips to the database overlap the next one's work.
         """
         slots = asyncio.Semaphore(FIRING_AT_ONCE)
         firing: set[asyncio.Task[None]] = set()
@@ -134,6 +134,11 @@ class Scheduler:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), delay)
                     continue
+                if firing and not self._full_batch_due(now):
+                    # Under a steady stream, let the next batch grow while this one
+                    # commits; a second transaction only pays off for a backlog.
+                    await asyncio.wait(firing)
+                    continue
                 await slots.acquire()
                 now = self.res.clock.now()
                 ids: list[int] = []
@@ -147,6 +152,11 @@ class Scheduler:
         finally:
             if firing:
                 await asyncio.wait(firing)
+
+    def _full_batch_due(self, now: datetime) -> bool:
+        if len(self._due) < FIRE_BATCH:
+            return False
+        return heapq.nsmallest(FIRE_BATCH, self._due)[-1][0] <= now
 
     async def _fire_batch(self, ids: list[int], slots: asyncio.Semaphore) -> None:
         try:
