@@ -22,7 +22,7 @@ from aiohttp.resolver import ThreadedResolver
 from eventtrigger import __version__
 from eventtrigger.domain.durations import parse_duration
 from eventtrigger.domain.egress import IPNetwork, refusal
-from eventtrigger.domain.signing import sign
+from eventtrigger.domain.signing import job_keys, signature_header
 
 MAX_ERROR = 500  # characters of an error or response kept in the event log
 
@@ -97,7 +97,10 @@ class Deliverer:
             headers["Content-Type"] = "application/json"
         headers["webhook-id"] = job["event_id"]
         headers["webhook-timestamp"] = str(timestamp)
-        headers["webhook-signature"] = sign(job["signing_secret"], job["event_id"], timestamp, body)
+        # Two signatures during a secret rotation's grace, judged at this attempt's `now`.
+        headers["webhook-signature"] = signature_header(
+            job_keys(job), job["event_id"], timestamp, body, now
+        )
         timeout = parse_duration(job["timeout"]).total_seconds()
         try:
             async with self._session.request(

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from eventtrigger.domain.signing import SigningKeys
 from eventtrigger.domain.triggers import iso, parse_iso
 
 MESSAGE_VERSION = 1
@@ -22,17 +23,26 @@ MAX_JOB_BYTES = 1_000_000
 _SAMPLE_TIME = datetime(2000, 1, 1, 0, 0, 0, 1, tzinfo=UTC)
 BODYLESS_METHODS = frozenset({"GET", "DELETE"})
 TEST_RUN_NOTE = "test run"
+_ROTATION_FIELDS = ("previous_signing_secret", "previous_secret_expires_at")
 
 
-def request_snapshot(config: dict[str, Any], signing_secret: str) -> dict[str, Any]:
-    return {
+def request_snapshot(config: dict[str, Any], signing: str | SigningKeys) -> dict[str, Any]:
+    """The delivery settings a firing keeps. During a secret rotation's grace the previous
+    secret and its expiry go along, so the worker can add its signature to attempts made
+    before that expiry (and only to those)."""
+    keys = signing if isinstance(signing, SigningKeys) else SigningKeys(signing)
+    snapshot = {
         "url": config["endpoint"],
         "method": config["method"],
         "headers": config["headers"],
         "timeout": config["timeout"],
         "retry": config["retry"],
-        "signing_secret": signing_secret,
+        "signing_secret": keys.secret,
     }
+    if keys.previous is not None and keys.previous_expires_at is not None:
+        snapshot["previous_signing_secret"] = keys.previous
+        snapshot["previous_secret_expires_at"] = iso(keys.previous_expires_at)
+    return snapshot
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,8 @@ def job_message(event: dict[str, Any]) -> dict[str, Any]:
         "timeout": request["timeout"],
         "retry": request["retry"],
         "signing_secret": request["signing_secret"],
+        # Only while a rotation's previous secret may still sign (absent otherwise).
+        **{k: request[k] for k in _ROTATION_FIELDS if k in request},
     }
 
 

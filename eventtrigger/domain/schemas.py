@@ -140,3 +140,27 @@ TEST_RUN: Schema = {
         "payload": {"description": "Wins over config.payload."},
     },
 }
+ROTATE_SECRET: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "grace": {
+            **DURATION,
+            "default": "24h",
+            "description": "0s to 7d: how long the previous secret keeps signing too.",
+        },
+    },
+}
+SECRET_ROTATION: Schema = {
+    "type": "object",
+    "required": ["signing_secret", "previous_secret_expires_at"],
+    "properties": {
+        "signing_secret": {"type": "string", "description": "The new `whsec_...` secret."},
+        "previous_secret_expires_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "Until then deliveries carry a second signature, made with the "
+            "previous secret.",
+        },
+    },
+}

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from eventtrigger.domain.jobs import NewEvent
+from eventtrigger.domain.signing import SigningKeys
 from eventtrigger.store.db import Database, Tx, read_json, read_time
 from eventtrigger.store.events import in_list, insert_events
 from eventtrigger.store.queries import Q
@@ -26,7 +27,9 @@ class Due:
     trigger_type: str
     trigger_status: str
     config: dict[str, Any]
-    signing_secret: str
+    # The current secret and, during a rotation's grace, the previous one: what
+    # `request_snapshot` takes (the name predates rotation).
+    signing_secret: SigningKeys
 
 
 async def claim(
@@ -56,7 +59,11 @@ async def lock_for_fire(tx: Tx, ids: Sequence[int], owner: str) -> list[Due]:
             trigger_type=r["type"],
             trigger_status=r["status"],
             config=read_json(r["config"]),
-            signing_secret=r["signing_secret"],
+            signing_secret=SigningKeys(
+                r["signing_secret"],
+                r["previous_signing_secret"],
+                read_time(r["previous_secret_expires_at"]),
+            ),
         )
         for r in rows
     ]

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from eventtrigger.clock import Clock
+from eventtrigger.domain.signing import SigningKeys
 from eventtrigger.domain.triggers import PatchPlan
 from eventtrigger.store.db import Database, Row, Tx, read_json, read_time, write_json
 from eventtrigger.store.events import in_list
@@ -24,10 +25,20 @@ class TriggerRecord:
     status: str
     config: dict[str, Any]
     signing_secret: str
+    webhook_token: str | None  # the webhook URL's secret; None for scheduled types
+    previous_signing_secret: str | None
+    previous_secret_expires_at: datetime | None
     version: int
     created_at: datetime
     updated_at: datetime
     next_fire_at: datetime | None
+
+    @property
+    def signing(self) -> SigningKeys:
+        """What a firing's snapshot signs with (the previous secret only during its grace)."""
+        return SigningKeys(
+            self.signing_secret, self.previous_signing_secret, self.previous_secret_expires_at
+        )
 
 
 def _record(row: Row) -> TriggerRecord:
@@ -41,6 +52,9 @@ def _record(row: Row) -> TriggerRecord:
         status=row["status"],
         config=read_json(row["config"]),
         signing_secret=row["signing_secret"],
+        webhook_token=row["webhook_token"],
+        previous_signing_secret=row["previous_signing_secret"],
+        previous_secret_expires_at=read_time(row["previous_secret_expires_at"]),
         version=int(row["version"]),
         created_at=created,
         updated_at=updated,
@@ -63,13 +77,15 @@ class TriggerStore:
         signing_secret: str,
         first_fire: datetime | None,
         now: datetime,
+        webhook_token: str | None = None,  # a webhook trigger's URL token
     ) -> TriggerRecord:
 
         async def work(tx: Tx) -> TriggerRecord | None:
             await tx.execute(
                 Q["triggers.insert"],
-                (trigger_id, name, kind, status, write_json(config), signing_secret, now, now),
-            )
+                (trigger_id, name, kind, status, write_json(config), signing_secret,
+                 webhook_token, now, now),
+            )  # fmt: skip
             if first_fire is not None and status == "active":
                 await add_occurrence(tx, trigger_id, first_fire, now)
             return await _select(tx, trigger_id)
@@ -81,6 +97,39 @@ class TriggerStore:
     async def get(self, trigger_id: str) -> TriggerRecord | None:
         async with self.db.connection() as tx:
             return await _select(tx, trigger_id)
+
+    async def get_by_token(self, token: str) -> TriggerRecord | None:
+        """The trigger whose webhook URL ends in `token` (never log the token)."""
+        async with self.db.connection() as tx:
+            row = await tx.fetch_one(Q["triggers.select_by_token"], (token,))
+        return None if row is None else _record(row)
+
+    async def set_webhook_token(
+        self, trigger_id: str, token: str, now: datetime
+    ) -> TriggerRecord | None:
+        """Give a webhook trigger a new URL token; the old one stops matching on commit.
+        None if there is no webhook trigger with that id."""
+
+        async def work(tx: Tx) -> TriggerRecord | None:
+            if await tx.execute(Q["triggers.set_webhook_token"], (token, now, trigger_id)) != 1:
+                return None
+            return await _select(tx, trigger_id)
+
+        return await self.db.run(work)
+
+    async def rotate_secret(
+        self, trigger_id: str, secret: str, previous_expires_at: datetime, now: datetime
+    ) -> TriggerRecord | None:
+        """Make `secret` current; the one it replaces keeps signing until
+        `previous_expires_at`. None if the trigger does not exist."""
+
+        async def work(tx: Tx) -> TriggerRecord | None:
+            await tx.execute(
+                Q["triggers.rotate_secret"], (previous_expires_at, secret, now, trigger_id)
+            )
+            return await _select(tx, trigger_id)
+
+        return await self.db.run(work)
 
     async def list(
         self,

@@ -66,7 +66,10 @@ async def test_create_webhook_trigger_returns_201_with_webhook_url_and_no_schedu
     created, _ = await _post(client, trigger_body("webhook", name="orders", schema=schema))
 
     assert set(created) == BASE_KEYS | {"webhook_url"}
-    assert created["webhook_url"] == f"{server.base_url}/api/v1/webhook/{created['id']}"
+    # The URL ends in a random token, not the id (contract v1.1): ids are not secrets.
+    prefix = f"{server.base_url}/api/v1/webhook/"
+    assert created["webhook_url"].startswith(prefix)
+    assert created["id"] not in created["webhook_url"]
     assert created["config"] == {"endpoint": ENDPOINT, **COMMON_DEFAULTS, "schema": schema}
     assert await occurrences(db, created["id"]) == []
     assert await table_counts(db) == {"triggers": 1, "trigger_schedules": 0}

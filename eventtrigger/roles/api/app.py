@@ -20,7 +20,7 @@ from eventtrigger.roles.api.dashboard import routes as console_routes
 from eventtrigger.roles.api.events import EventRoutes
 from eventtrigger.roles.api.firing import FiringRoutes
 from eventtrigger.roles.api.http import json_response
-from eventtrigger.roles.api.middleware import RequestContext
+from eventtrigger.roles.api.middleware import RequestContext, loggable_path
 from eventtrigger.roles.api.openapi import openapi_document
 from eventtrigger.roles.api.problems import Problem, problem_response
 from eventtrigger.roles.api.stats import stats
@@ -58,7 +58,7 @@ class Contained:
         except Exception:
             if not scope.get("state", {}).get("error_answered"):
                 logger.bind(action="internal_error").exception(
-                    "error after the response began on {}", scope.get("path")
+                    "error after the response began on {}", loggable_path(scope.get("path", ""))
                 )
 
 
@@ -98,8 +98,14 @@ def routes(res: Resources, *, api: bool) -> list[BaseRoute]:
             by_method("/api/v1/triggers", GET=t.list, POST=t.create),
             by_method("/api/v1/triggers/{trigger_id}", GET=t.get, PATCH=t.patch, DELETE=t.delete),
             Route("/api/v1/triggers/{trigger_id}/test", f.test_trigger, methods=["POST"]),
+            Route(
+                "/api/v1/triggers/{trigger_id}/rotate-webhook-url",
+                t.rotate_webhook_url,
+                methods=["POST"],
+            ),
+            Route("/api/v1/triggers/{trigger_id}/rotate-secret", t.rotate_secret, methods=["POST"]),
             Route("/api/v1/test-runs", f.test_run, methods=["POST"]),
-            Route("/api/v1/webhook/{trigger_id}", f.webhook, methods=["POST"]),
+            Route("/api/v1/webhook/{token}", f.webhook, methods=["POST"]),
             Route("/api/v1/events", e.list, methods=["GET"]),
             Route("/api/v1/stats", stats_route, methods=["GET"]),
             *console_routes(res),
@@ -133,7 +139,9 @@ def build_app(res: Resources, *, api: bool) -> RequestContext:
                     503, "The database is unavailable; try again.", headers={"Retry-After": "1"}
                 )
             )
-        logger.bind(action="internal_error").exception("unhandled error on {}", request.url.path)
+        logger.bind(action="internal_error").exception(
+            "unhandled error on {}", loggable_path(request.url.path)
+        )
         return problem_response(Problem(500, "Internal error; it has been logged."))
 
     app = Starlette(

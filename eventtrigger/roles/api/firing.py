@@ -11,6 +11,7 @@ holds up a webhook call.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -46,6 +47,9 @@ from eventtrigger.store.intake import Key
 from eventtrigger.store.triggers import TriggerRecord, TriggerStore
 
 _IDEMPOTENCY_KEY_CHARS = frozenset(chr(c) for c in range(0x21, 0x7F))
+# Webhook URL tokens: base64url (new ones, 32 characters) or a trigger id (URLs made
+# before tokens existed); anything else cannot match, so it skips the query.
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{26,64}")
 
 
 class ValidatorCache:
@@ -139,10 +143,12 @@ class FiringRoutes:
         )
 
     async def webhook(self, request: Request) -> Response:
-        trigger_id = request.path_params["trigger_id"]
-        record = await self.store.get(trigger_id) if looks_like_id(trigger_id) else None
+        # The path holds the URL's secret token, not the trigger id; it is never logged
+        # nor echoed (the middleware masks it in the access log).
+        token = request.path_params["token"]
+        record = await self.store.get_by_token(token) if _TOKEN.fullmatch(token) else None
         if record is None or record.type != "webhook":
-            raise Problem(404, f"No webhook trigger with id {trigger_id!r}.")
+            raise Problem(404, "No webhook trigger at this URL.")
         if record.status != "active":
             raise Problem(409, f"The trigger is {record.status}; it accepts no calls.")
         key = request.headers.get("idempotency-key")
@@ -161,7 +167,7 @@ class FiringRoutes:
             kind="webhook",
             source="api",
             payload=payload,
-            request=request_snapshot(record.config, record.signing_secret),
+            request=request_snapshot(record.config, record.signing),
             test=False,
         )
         if key is None:
@@ -218,7 +224,7 @@ class FiringRoutes:
             kind=record.type,
             source="manual-test",
             payload=payload,
-            request=request_snapshot(record.config, record.signing_secret),
+            request=request_snapshot(record.config, record.signing),
             test=True,
         )
         return json_response({"event_id": await self._fire(event)}, 202)

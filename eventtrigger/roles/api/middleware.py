@@ -17,7 +17,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from eventtrigger.observability.metrics import Metrics
 
 _SANE_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
-_WEBHOOK = re.compile(r"^/api/v1/webhook/[^/]+")
+# Everything after the webhook prefix is (or may be) a URL's secret token; a malformed
+# path with more segments or slashes must not slip a token past the mask either.
+_WEBHOOK = re.compile(r"^/+api/+v1/+webhook(?:/.*)?$", re.IGNORECASE | re.DOTALL)
+
+
+def loggable_path(path: str) -> str:
+    """`path` as it may appear in a log line: a webhook URL's token masked."""
+    return _WEBHOOK.sub("/api/v1/webhook/{token}", path)
+
+
 _QUIET = ("/health", "/metrics")  # probes and scrapes: logged at DEBUG only
 
 
@@ -50,8 +59,8 @@ class RequestContext:
             try:
                 await self.app(scope, receive, send_with_id)
             finally:
-                # A webhook URL's trigger id is its secret: never write it to the logs.
-                path = _WEBHOOK.sub("/api/v1/webhook/{trigger_id}", scope["path"])
+                # A webhook URL's token is its secret: never write it to the logs.
+                path = loggable_path(scope["path"])
                 self.metrics.http_requests.labels(scope["method"], str(status)).inc()
                 level = "DEBUG" if path.startswith(_QUIET) else "INFO"
                 logger.bind(

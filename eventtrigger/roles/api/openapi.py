@@ -11,6 +11,8 @@ from typing import Any
 from eventtrigger import __version__
 from eventtrigger.domain.schemas import (
     CONFIG_SCHEMAS,
+    ROTATE_SECRET,
+    SECRET_ROTATION,
     TEST_RUN,
     TRIGGER_CREATE,
     TRIGGER_PATCH,
@@ -317,7 +319,11 @@ def openapi_document(public_url: str) -> dict[str, Any]:
                     "description": "Normalised: defaults filled in, `run_in` resolved to "
                     "`run_at`, times in UTC.",
                 },
-                "webhook_url": {"type": "string", "description": "Webhook triggers only."},
+                "webhook_url": {
+                    "type": "string",
+                    "description": "Webhook triggers only: `{PUBLIC_URL}/api/v1/webhook/{token}`, "
+                    "a random token unrelated to the id (the URL is the secret).",
+                },
                 "signing_secret": {"type": "string", "description": "`whsec_...`"},
                 "next_fire_at": {
                     "type": ["string", "null"],
@@ -349,6 +355,7 @@ def openapi_document(public_url: str) -> dict[str, Any]:
                 "signing_secret": {"type": "string", "description": "Signs this one delivery."},
             },
         },
+        "SecretRotation": SECRET_ROTATION,
         "Problem": {
             "type": "object",
             "required": ["type", "title", "status", "detail"],
@@ -459,9 +466,45 @@ def openapi_document(public_url: str) -> dict[str, Any]:
                     "responses": {"202": _json(_ref("TestRunResult"), "Fired."), **_ERRORS},
                 },
             },
-            "/api/v1/webhook/{trigger_id}": {
+            "/api/v1/triggers/{trigger_id}/rotate-webhook-url": {
+                "parameters": [_ID_PARAM],
+                "post": {
+                    "summary": "New webhook URL for a webhook trigger (the old one is 404 at once)",
+                    "operationId": "rotateWebhookUrl",
+                    "responses": {
+                        "200": _json(_ref("Trigger"), "The trigger, with its new `webhook_url`."),
+                        "401": _ERRORS["401"],
+                        "404": not_found,
+                        "409": _problem("Not a webhook trigger."),
+                    },
+                },
+            },
+            "/api/v1/triggers/{trigger_id}/rotate-secret": {
+                "parameters": [_ID_PARAM],
+                "post": {
+                    "summary": "Rotate the signing secret; the previous one also signs for `grace`",
+                    "description": "Until `previous_secret_expires_at` every delivery of the "
+                    "trigger carries two signatures in one `webhook-signature` header, "
+                    "`v1,<new> v1,<previous>`; afterwards only the new one. Deliveries "
+                    "fired before the rotation keep the secret they fired with.",
+                    "operationId": "rotateSigningSecret",
+                    "requestBody": {"required": False, **_json(ROTATE_SECRET, "")},
+                    "responses": {
+                        "200": _json(_ref("SecretRotation"), "Rotated."),
+                        **_ERRORS,
+                        "404": not_found,
+                    },
+                },
+            },
+            "/api/v1/webhook/{token}": {
                 "parameters": [
-                    _ID_PARAM,
+                    {
+                        "name": "token",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                        "description": "The last segment of the trigger's `webhook_url`.",
+                    },
                     {
                         "name": "Idempotency-Key",
                         "in": "header",

@@ -1,8 +1,9 @@
-"""Trigger management endpoints: create, get, list, update (incl. pause/resume), delete."""
+"""Trigger management endpoints: create, get, list, update (incl. pause/resume), delete,
+and rotation of a webhook trigger's URL and of a trigger's signing secret."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -10,7 +11,8 @@ from starlette.responses import Response
 
 from eventtrigger.domain.errors import FieldError, InvalidInput
 from eventtrigger.domain.jobs import MAX_JOB_BYTES, job_bytes, request_snapshot
-from eventtrigger.domain.schemas import SCHEDULED_TYPES, TRIGGER_TYPES
+from eventtrigger.domain.schemas import ROTATE_SECRET, SCHEDULED_TYPES, TRIGGER_TYPES
+from eventtrigger.domain.signing import SigningKeys, new_webhook_token, parse_grace
 from eventtrigger.domain.triggers import (
     Limits,
     PatchPlan,
@@ -20,6 +22,7 @@ from eventtrigger.domain.triggers import (
     validate_create,
     validate_patch,
 )
+from eventtrigger.domain.validation import BodyValidator
 from eventtrigger.ids import looks_like_id, new_id, new_signing_secret
 from eventtrigger.resources import Resources
 from eventtrigger.roles.api.auth import require_key
@@ -34,6 +37,8 @@ from eventtrigger.roles.api.http import (
 from eventtrigger.roles.api.problems import Problem
 from eventtrigger.store.db import Row
 from eventtrigger.store.triggers import TriggerRecord, TriggerStore, apply_patch
+
+_ROTATE_SECRET = BodyValidator(ROTATE_SECRET)
 
 
 def limits(res: Resources) -> Limits:
@@ -50,8 +55,8 @@ def trigger_json(record: TriggerRecord, public_url: str) -> dict[str, Any]:
         "status": record.status,
         "config": record.config,
     }
-    if record.type == "webhook":
-        body["webhook_url"] = f"{public_url}/api/v1/webhook/{record.id}"
+    if record.type == "webhook" and record.webhook_token is not None:
+        body["webhook_url"] = f"{public_url}/api/v1/webhook/{record.webhook_token}"
     body["signing_secret"] = record.signing_secret
     if record.type in SCHEDULED_TYPES:
         body["next_fire_at"] = None if record.next_fire_at is None else iso(record.next_fire_at)
@@ -61,11 +66,13 @@ def trigger_json(record: TriggerRecord, public_url: str) -> dict[str, Any]:
 
 
 _SECRET_SHAPE = "whsec_" + "A" * 44  # sizes a job before the real secret exists
+# The largest a job's keys get: during a rotation it carries the previous secret too.
+_KEYS_SHAPE = SigningKeys(_SECRET_SHAPE, _SECRET_SHAPE, datetime(2000, 1, 1, 0, 0, 0, 1, UTC))
 
 
 def check_job_size(config: dict[str, Any]) -> None:
     """400 if firings of this config would make jobs too large for Kafka."""
-    size = job_bytes(config.get("payload"), request_snapshot(config, _SECRET_SHAPE))
+    size = job_bytes(config.get("payload"), request_snapshot(config, _KEYS_SHAPE))
     if size > MAX_JOB_BYTES:
         field = "config.payload" if config.get("payload") is not None else "config.headers"
         raise Problem(400, "The request has invalid fields.", [
@@ -107,6 +114,7 @@ class TriggerRoutes:
             status=new.status,
             config=new.config,
             signing_secret=new_signing_secret(),
+            webhook_token=new_webhook_token() if new.type == "webhook" else None,
             first_fire=first_fire(new.type, new.config, now)
             if new.type in SCHEDULED_TYPES
             else None,
@@ -174,3 +182,41 @@ class TriggerRoutes:
         if not looks_like_id(trigger_id) or not await self.store.delete(trigger_id):
             raise Problem(404, f"No trigger with id {trigger_id!r}.")
         return Response(status_code=204)
+
+    async def rotate_webhook_url(self, request: Request) -> Response:
+        """A new random token for a webhook trigger's URL; the old URL is 404 at once."""
+        settings = self.res.settings
+        require_key(request, settings)
+        trigger_id = request.path_params["trigger_id"]
+        record = await _existing(self.store, trigger_id)
+        if record.type != "webhook":
+            raise Problem(409, f"A {record.type} trigger has no webhook URL to rotate.")
+        rotated = await self.store.set_webhook_token(
+            trigger_id, new_webhook_token(), self.res.clock.now()
+        )
+        if rotated is None:  # deleted meanwhile
+            raise Problem(404, f"No trigger with id {trigger_id!r}.")
+        return json_response(trigger_json(rotated, settings.public_url))
+
+    async def rotate_secret(self, request: Request) -> Response:
+        """A new signing secret; the previous one keeps signing too for `grace`."""
+        settings = self.res.settings
+        require_key(request, settings)
+        trigger_id = request.path_params["trigger_id"]
+        await _existing(self.store, trigger_id)  # 404 before any complaint about the body
+        body = await read_json(request, settings.max_body_bytes, optional=True)
+        errors = _ROTATE_SECRET.errors(body)
+        if errors:
+            raise Problem(400, "The request has invalid fields.", errors)
+        try:
+            grace = parse_grace(body)
+        except InvalidInput as exc:
+            raise _invalid(exc) from None
+        now = self.res.clock.now()
+        secret = new_signing_secret()
+        rotated = await self.store.rotate_secret(trigger_id, secret, now + grace, now)
+        if rotated is None:  # deleted meanwhile
+            raise Problem(404, f"No trigger with id {trigger_id!r}.")
+        return json_response(
+            {"signing_secret": secret, "previous_secret_expires_at": iso(now + grace)}
+        )

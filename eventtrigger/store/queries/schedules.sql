@@ -28,8 +28,13 @@ SELECT id, fire_at FROM trigger_schedules WHERE id IN ({ids});
 -- name: lock_for_fire
 -- Re-checked at fire time under lock: a pause, edit or delete that committed after the
 -- claim has cancelled or removed the row, or the lease went to another scheduler.
+-- The previous signing secret goes along only while a rotation's grace still covers the
+-- fire time (the worker re-checks the expiry at each attempt).
 SELECT s.id, s.trigger_id, s.fire_at, s.attempt_count, t.type, t.status, t.config,
-       t.signing_secret
+       t.signing_secret,
+       IF(t.previous_secret_expires_at > s.fire_at, t.previous_signing_secret, NULL)
+         AS previous_signing_secret,
+       t.previous_secret_expires_at
 FROM trigger_schedules s JOIN triggers t ON t.id = s.trigger_id
 WHERE s.id IN ({ids}) AND s.status = 'processing' AND s.lease_owner = %s
 ORDER BY s.id

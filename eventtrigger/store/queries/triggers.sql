@@ -1,17 +1,39 @@
 -- Triggers and their occurrences (trigger_schedules), as the API manages them.
 
 -- name: insert
-INSERT INTO triggers (id, name, type, status, config, signing_secret, version, created_at, updated_at)
-VALUES (%s, %s, %s, %s, %s, %s, 1, %s, %s);
+INSERT INTO triggers (id, name, type, status, config, signing_secret, webhook_token, version,
+                      created_at, updated_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, 1, %s, %s);
 
 -- name: select
 -- next_fire_at is derived from the pending occurrence, so it can never disagree with it.
-SELECT t.id, t.name, t.type, t.status, t.config, t.signing_secret, t.version,
+SELECT t.id, t.name, t.type, t.status, t.config, t.signing_secret, t.webhook_token,
+       t.previous_signing_secret, t.previous_secret_expires_at, t.version,
        t.created_at, t.updated_at,
        (SELECT MIN(s.fire_at) FROM trigger_schedules s
          WHERE s.trigger_id = t.id AND s.status IN ('pending', 'processing')) AS next_fire_at
 FROM triggers t
 WHERE t.id = %s;
+
+-- name: select_by_token
+-- A webhook call: the token is the URL's secret (uq_triggers_webhook_token, ascii_bin).
+SELECT t.id, t.name, t.type, t.status, t.config, t.signing_secret, t.webhook_token,
+       t.previous_signing_secret, t.previous_secret_expires_at, t.version,
+       t.created_at, t.updated_at, NULL AS next_fire_at
+FROM triggers t
+WHERE t.webhook_token = %s;
+
+-- name: set_webhook_token
+-- Rotation: the old token stops matching the moment this commits.
+UPDATE triggers SET webhook_token = %s, updated_at = %s WHERE id = %s AND type = 'webhook';
+
+-- name: rotate_secret
+-- The current secret becomes the previous one (a previous one still in its grace is
+-- dropped: at most two signatures) until the given expiry.
+UPDATE triggers
+SET previous_signing_secret = signing_secret, previous_secret_expires_at = %s,
+    signing_secret = %s, updated_at = %s
+WHERE id = %s;
 
 -- name: select_for_update
 SELECT id, name, type, status, config, version FROM triggers WHERE id = %s FOR UPDATE;
@@ -20,7 +42,8 @@ SELECT id, name, type, status, config, version FROM triggers WHERE id = %s FOR U
 -- Newest first by creation; (created_at, id) is a stable keyset: rows inserted while a
 -- client pages are newer than its cursor, so nothing is skipped or listed twice.
 -- A filter given as NULL is constant-folded away by the optimizer.
-SELECT t.id, t.name, t.type, t.status, t.config, t.signing_secret, t.version,
+SELECT t.id, t.name, t.type, t.status, t.config, t.signing_secret, t.webhook_token,
+       t.previous_signing_secret, t.previous_secret_expires_at, t.version,
        t.created_at, t.updated_at,
        (SELECT MIN(s.fire_at) FROM trigger_schedules s
          WHERE s.trigger_id = t.id AND s.status IN ('pending', 'processing')) AS next_fire_at
