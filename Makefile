@@ -61,6 +61,12 @@ fmt: install
 bench: install services
 	$(PY) -m bench.run $(BENCH_ARGS)
 
+# Long fault runs (Kafka/MariaDB outages under load, kill -9, endpoint chaos, fuzzing)
+# against servers the tests start themselves; report in bench/results/chaos-<date>.md.
+.PHONY: chaos
+chaos: install
+	$(PY) -m bench.chaos $(CHAOS_ARGS)
+
 # The Docker path, proven: images, `docker compose up`, the README walkthrough, scaling,
 # the test suite in containers, `down -v`.
 compose-check:

@@ -20,13 +20,6 @@ from tests.process import EventtriggerProcess
 LIMIT = 10.0  # SPEC 5: no later than 10 s after the scheduled time
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: jobs a SIGKILLed worker had consumed (or that are re-published to its "
-    "partitions, keyed by trigger id) wait for Kafka's session timeout "
-    "(eventtrigger/bus.py: session_timeout_ms=10000) plus a rebalance before the survivor "
-    "gets them: ~11 s after the scheduled time, over SPEC 5's 10 s limit",
-)
 @pytest.mark.parametrize(
     "count",
     [pytest.param(150, id="short"), pytest.param(1000, id="chaos", marks=pytest.mark.chaos)],
@@ -92,10 +85,19 @@ async def test_kill_9_mid_burst_every_firing_within_10s_and_no_duplicate_log(
         lateness_p99_s=round(quantile(lateness, 0.99), 2),
         lateness_max_s=round(max(lateness), 2),
     )
-    assert per_trigger.keys() == ids
+    assert per_trigger.keys() == ids  # nothing lost
     assert set(per_trigger.values()) == {1}  # one event log per firing
-    assert max(lateness) <= LIMIT, sorted(lateness)[-5:]
     assert survivor.proc is not None and survivor.proc.poll() is None
+    if max(lateness) > LIMIT:
+        # Known bug, and a race: the dead member's partitions (and the jobs re-published
+        # to them, keyed by trigger id) reach the survivor only after Kafka's session
+        # timeout, 10 s (eventtrigger/bus.py), plus a rebalance: 9-11.5 s after the kill.
+        # So this bound holds on some runs and not others; a strict xfail would flake.
+        # Once the timeout is shortened the condition never holds and this is a plain test.
+        pytest.xfail(
+            f"bug: firings {max(lateness):.1f}s late after kill -9 (Kafka session timeout "
+            "10 s in eventtrigger/bus.py + rebalance exceeds SPEC 5's 10 s limit)"
+        )
 
 
 async def _arrived(sink: Sink, n: int) -> bool:
