@@ -88,7 +88,7 @@ async def test_kill_9_mid_burst_every_firing_within_10s_and_no_duplicate_log(
     assert per_trigger.keys() == ids  # nothing lost
     assert set(per_trigger.values()) == {1}  # one event log per firing
     assert survivor.proc is not None and survivor.proc.poll() is None
-    if max(lateness) > LIMIT:
+    if LIMIT < max(lateness) <= LIMIT + 3.5:
         # Known bug, and a race: the dead member's partitions (and the jobs re-published
         # to them, keyed by trigger id) reach the survivor only after Kafka's session
         # timeout, 10 s (eventtrigger/bus.py), plus a rebalance: 9-11.5 s after the kill.
@@ -98,6 +98,7 @@ async def test_kill_9_mid_burst_every_firing_within_10s_and_no_duplicate_log(
             f"bug: firings {max(lateness):.1f}s late after kill -9 (Kafka session timeout "
             "10 s in eventtrigger/bus.py + rebalance exceeds SPEC 5's 10 s limit)"
         )
+    assert max(lateness) <= LIMIT, sorted(lateness)[-5:]
 
 
 async def _arrived(sink: Sink, n: int) -> bool:
