@@ -1,0 +1,147 @@
+"""Secret rotation (pure): which signatures an attempt carries, the grace setting, what a
+job message carries, and webhook URL tokens. Receivers are checked with the
+`standardwebhooks` reference library, not with our own verifier."""
+
+from __future__ import annotations
+
+import base64
+import math
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from eventtrigger.domain.errors import InvalidInput
+from eventtrigger.domain.jobs import job_message, request_snapshot
+from eventtrigger.domain.signing import (
+    DEFAULT_GRACE,
+    SigningKeys,
+    job_keys,
+    new_webhook_token,
+    parse_grace,
+    sign,
+    signature_header,
+)
+from eventtrigger.ids import new_signing_secret
+
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+OLD, NEW = new_signing_secret(), new_signing_secret()
+BODY = b'{"order_id":42}'
+CONFIG = {
+    "endpoint": "https://example.com/x",
+    "method": "POST",
+    "headers": {},
+    "timeout": "10s",
+    "retry": {"max_attempts": 5, "initial_delay": "2s", "max_delay": "5m"},
+}
+
+
+def _headers(keys: SigningKeys, at: datetime) -> dict[str, str]:
+    timestamp = int(at.timestamp())
+    return {
+        "webhook-id": "E1",
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signature_header(keys, "E1", timestamp, BODY, at),
+    }
+
+
+def _accepts(secret: str, headers: dict[str, str]) -> bool:
+    """What a receiver using the reference library concludes (timestamps are real now)."""
+    try:
+        Webhook(secret).verify(BODY, headers)
+    except WebhookVerificationError:
+        return False
+    return True
+
+
+def test_during_the_grace_the_header_holds_the_new_then_the_old_signature() -> None:
+    keys = SigningKeys(NEW, OLD, NOW + timedelta(seconds=2))
+    header = signature_header(keys, "E1", 1, BODY, NOW)
+    assert header == f"{sign(NEW, 'E1', 1, BODY)} {sign(OLD, 'E1', 1, BODY)}"
+
+
+@pytest.mark.parametrize("after", [timedelta(0), timedelta(seconds=1), timedelta(days=1)])
+def test_from_the_expiry_on_only_the_new_secret_signs(after: timedelta) -> None:
+    expires = NOW + timedelta(seconds=2)
+    keys = SigningKeys(NEW, OLD, expires)
+    assert signature_header(keys, "E1", 1, BODY, expires + after) == sign(NEW, "E1", 1, BODY)
+
+
+def test_a_standard_webhooks_receiver_accepts_either_secret_during_the_grace_only() -> None:
+    real_now = datetime.now(UTC)  # the library checks the timestamp against its clock
+    keys = SigningKeys(NEW, OLD, real_now + timedelta(hours=1))
+    during = _headers(keys, real_now)
+    assert _accepts(NEW, during) and _accepts(OLD, during)
+    # An attempt signed at the expiry (same timestamp, so the library's clock check passes).
+    after = {
+        **during,
+        "webhook-signature": signature_header(
+            keys, "E1", int(during["webhook-timestamp"]), BODY, real_now + timedelta(hours=1)
+        ),
+    }
+    assert _accepts(NEW, after) and not _accepts(OLD, after)
+
+
+def test_the_job_message_carries_the_previous_secret_and_its_expiry_only_when_rotating() -> None:
+    event: dict[str, Any] = {
+        "id": "E1", "trigger_id": "T1", "trigger_type": "webhook", "source": "api",
+        "is_test_run": False, "scheduled_at": NOW, "fired_at": NOW, "payload": {"a": 1},
+        "attempts": 0,
+    }  # fmt: skip
+    plain = job_message({**event, "request": request_snapshot(CONFIG, NEW)})
+    assert "previous_signing_secret" not in plain
+    assert job_keys(plain) == SigningKeys(NEW)
+
+    expires = NOW + timedelta(hours=24, microseconds=5)
+    keys = SigningKeys(NEW, OLD, expires)
+    rotating = job_message({**event, "request": request_snapshot(CONFIG, keys)})
+    assert rotating["signing_secret"] == NEW
+    assert rotating["previous_signing_secret"] == OLD
+    assert rotating["previous_secret_expires_at"] == "2026-12-02T12:00:00.000005Z"
+    assert job_keys(rotating) == keys  # the worker reads back exactly what was snapshotted
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"previous_signing_secret": OLD},  # no expiry
+        {"previous_signing_secret": OLD, "previous_secret_expires_at": "soon"},
+        {"previous_signing_secret": 7, "previous_secret_expires_at": "2026-12-02T00:00:00Z"},
+        {"previous_signing_secret": None, "previous_secret_expires_at": None},
+    ],
+)
+def test_a_malformed_previous_secret_only_drops_the_second_signature(extra: dict[str, Any]) -> None:
+    assert job_keys({"signing_secret": NEW, **extra}) == SigningKeys(NEW)
+
+
+@pytest.mark.parametrize(
+    ("body", "grace"),
+    [
+        ({}, DEFAULT_GRACE),
+        ({"grace": "0s"}, timedelta(0)),
+        ({"grace": 0}, timedelta(0)),
+        ({"grace": "2s"}, timedelta(seconds=2)),
+        ({"grace": "24h"}, timedelta(hours=24)),
+        ({"grace": "7d"}, timedelta(days=7)),
+        ({"grace": 604800}, timedelta(days=7)),
+    ],
+)
+def test_grace_defaults_to_24h_and_takes_0s_to_7d(body: dict[str, Any], grace: timedelta) -> None:
+    assert parse_grace(body) == grace
+
+
+@pytest.mark.parametrize("value", ["7d1s", "8d", 604801, "-1s", -1, "soon", "", math.inf, True])
+def test_grace_outside_0s_to_7d_names_the_field(value: Any) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_grace({"grace": value})
+    assert [e.field for e in caught.value.errors] == ["grace"]
+
+
+def test_webhook_tokens_are_random_urlsafe_and_at_least_128_bits() -> None:
+    tokens = {new_webhook_token() for _ in range(1000)}
+    assert len(tokens) == 1000
+    for token in tokens:
+        assert re.fullmatch(r"[A-Za-z0-9_-]{32}", token)
+        assert len(base64.urlsafe_b64decode(token)) * 8 >= 128
