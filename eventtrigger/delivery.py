@@ -25,6 +25,7 @@ from eventtrigger.domain.egress import IPNetwork, refusal
 from eventtrigger.domain.signing import job_keys, signature_header
 
 MAX_ERROR = 500  # characters of an error or response kept in the event log
+BODY_KEPT = 1024  # bytes of a response kept in the attempt history (contract: 1 KiB)
 
 
 class EgressRefused(OSError):
@@ -56,6 +57,7 @@ class Result:
     error: str | None
     retry_after: str | None
     permanent: bool = False  # refused by policy: retrying cannot help
+    body: str | None = None  # the response's first BODY_KEPT bytes, as text; None if none
 
 
 class Deliverer:
@@ -111,10 +113,12 @@ class Deliverer:
                 allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=timeout),
             ) as response:
-                text = await response.content.read(MAX_ERROR)
+                text = (await _head(response.content, BODY_KEPT)).decode(errors="replace")
                 ok = 200 <= response.status < 300
-                error = None if ok else f"HTTP {response.status}: {text.decode(errors='replace')}"
-                return Result(response.status, error, response.headers.get("Retry-After"))
+                error = None if ok else f"HTTP {response.status}: {text[:MAX_ERROR]}"
+                return Result(
+                    response.status, error, response.headers.get("Retry-After"), body=text
+                )
         except TimeoutError:
             return Result(None, f"timed out after {job['timeout']}", None)
         except aiohttp.ClientConnectorError as exc:
@@ -126,6 +130,14 @@ class Deliverer:
         except (UnicodeError, ValueError) as exc:
             # The URL cannot be requested at all (e.g. a host IDNA refuses): retrying won't help.
             return Result(None, _short(exc), None, permanent=True)
+
+
+async def _head(stream: aiohttp.StreamReader, size: int) -> bytes:
+    """Up to `size` bytes of a response body: `read(n)` may return less than is coming."""
+    data = b""
+    while len(data) < size and (chunk := await stream.read(size - len(data))):
+        data += chunk
+    return data
 
 
 def _short(exc: BaseException) -> str:

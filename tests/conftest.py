@@ -15,6 +15,7 @@ from eventtrigger.store.migrate import migrate
 
 TEST_API_KEY = "test-key-0123456789"
 TABLES = (
+    "delivery_attempts",
     "event_logs",
     "event_logs_archive",
     "event_archive_counts",

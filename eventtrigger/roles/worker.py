@@ -334,10 +334,11 @@ class Worker:
     async def _deliver(self, item: Held) -> None:
         host = self._hosts[item.host]
         began = time.monotonic()
+        started_at = self.res.clock.now()
         self.res.metrics.jobs_processing.inc()
         try:
             try:
-                result = await self.deliverer.send(item.job, self.res.clock.now())
+                result = await self.deliverer.send(item.job, started_at)
             except Exception as exc:  # a bug must not leave the event re-sent forever
                 self.log.bind(action="delivery_error", event_id=item.event_id).exception(
                     "delivery raised"
@@ -351,9 +352,13 @@ class Worker:
             self._dispatch()
         self._unstored += 1
         self._all_stored.clear()
-        self._outcomes.put_nowait((item, self._outcome(item, result), result))
+        duration_ms = round((time.monotonic() - began) * 1000)
+        outcome = self._outcome(item, result, started_at, duration_ms)
+        self._outcomes.put_nowait((item, outcome, result))
 
-    def _outcome(self, item: Held, result: Result) -> Attempt:
+    def _outcome(
+        self, item: Held, result: Result, started_at: datetime, duration_ms: int
+    ) -> Attempt:
         now = self.res.clock.now()
         policy = item.job["retry"]
         if result.permanent:
@@ -379,6 +384,9 @@ class Worker:
             error=result.error,
             delivered_at=now if outcome.status == "success" else None,
             next_attempt_at=outcome.next_attempt_at,
+            started_at=started_at,
+            duration_ms=duration_ms,
+            response_body=result.body,
         )
 
     # -- outcomes, in batches ---------------------------------------------------------------

@@ -29,6 +29,10 @@ class Attempt:
     error: str | None
     delivered_at: datetime | None
     next_attempt_at: datetime | None
+    # For the attempt history (None: not recorded there, e.g. an attempt never made).
+    started_at: datetime | None = None
+    duration_ms: int = 0
+    response_body: str | None = None
 
 
 def _chunks(ids: Sequence[str]) -> list[list[str]]:
@@ -115,8 +119,24 @@ async def record_attempts(tx: Tx, attempts: Sequence[Attempt], now: datetime) ->
                 a.next_attempt_at,
             ]  # fmt: skip
         await tx.execute(query, (*args, now, *(a.event_id for a in chunk_rows)))
+        await _insert_history(tx, [a for a in chunk_rows if a.started_at is not None])
     stored = {(a.event_id, a.attempt) for a in passing}
     return [(a.event_id, a.attempt) in stored for a in attempts]
+
+
+async def _insert_history(tx: Tx, attempts: Sequence[Attempt]) -> None:
+    """The attempts' history rows: one multi-row INSERT next to the outcome UPDATE, in
+    its transaction, so a batch costs one statement more, not one per attempt."""
+    if not attempts:
+        return
+    values = ", ".join([Q["deliveries.history_values"]] * len(attempts))
+    args: list[object] = []
+    for a in attempts:
+        args += [
+            a.event_id, a.attempt, a.started_at, a.duration_ms, a.status_code, a.error,
+            a.response_body, a.next_attempt_at,
+        ]  # fmt: skip
+    await tx.execute(Q["deliveries.insert_history"].format(values=values), args)
 
 
 async def mark_failed(tx: Tx, failed: Sequence[tuple[NewEvent, str]], now: datetime) -> None:

@@ -72,6 +72,16 @@ async def find(db: Database, event_id: str) -> Row | None:
     return None
 
 
+async def attempts(db: Database, event_id: str) -> list[Row]:
+    """An event's delivery attempts, oldest first (times in UTC)."""
+    async with db.connection() as tx:
+        rows = await tx.fetch_all(Q["eventlog.attempts"], (event_id,))
+    for row in rows:
+        row["started_at"] = read_time(row["started_at"])
+        row["next_attempt_at"] = read_time(row["next_attempt_at"])
+    return rows
+
+
 async def aggregate(db: Database, since: datetime) -> list[dict[str, Any]]:
     """Per trigger: counts by status and the last fired time, over both tables."""
     per: dict[str, dict[str, Any]] = {}

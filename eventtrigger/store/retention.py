@@ -47,7 +47,22 @@ async def _delete_archive_batch(db: Database, before: datetime) -> int:
         ids = [r["id"] for r in rows]
         if ids:
             await tx.execute(in_list(Q["retention.uncount_expired"], ids), ids)
+            await tx.execute(in_list(Q["retention.delete_attempts"], ids), ids)
             await tx.execute(in_list(Q["retention.delete_expired_archive"], ids), ids)
+        return len(ids)
+
+    return await db.run(work)
+
+
+async def _delete_hot_batch(db: Database, before: datetime) -> int:
+    """Expired events still in the hot table (never moved), with their attempts."""
+
+    async def work(tx: Tx) -> int:
+        rows = await tx.fetch_all(Q["retention.select_expired_hot"], (before, BATCH))
+        ids = [r["id"] for r in rows]
+        if ids:
+            await tx.execute(in_list(Q["retention.delete_attempts"], ids), ids)
+            await tx.execute(in_list(Q["retention.delete_expired_hot"], ids), ids)
         return len(ids)
 
     return await db.run(work)
@@ -75,7 +90,7 @@ async def delete_expired(db: Database, kept_since: datetime) -> dict[str, int]:
         return lambda: _delete_batch(db, name, kept_since)
 
     done = {
-        "deleted_hot": await drain(query("retention.delete_expired_hot")),
+        "deleted_hot": await drain(lambda: _delete_hot_batch(db, kept_since)),
         "deleted_archive": await drain(lambda: _delete_archive_batch(db, kept_since)),
         "pruned_occurrences": await drain(query("retention.prune_occurrences")),
         "pruned_keys": await drain(query("retention.prune_idempotency_keys")),

@@ -16,7 +16,7 @@ from eventtrigger.domain.jobs import NewEvent
 from eventtrigger.domain.retention import Windows
 from eventtrigger.ids import new_id
 from eventtrigger.roles.retention import run_once
-from eventtrigger.store import eventlog
+from eventtrigger.store import deliveries, eventlog
 from eventtrigger.store.db import Database, Row
 from eventtrigger.store.eventlog import ARCHIVE, HOT, EventFilter
 from eventtrigger.store.events import Attempt, in_list, insert_events, record_attempt
@@ -367,3 +367,46 @@ async def test_nothing_to_do_on_an_empty_database(db: Database) -> None:
         "pruned_occurrences": 0,
         "pruned_keys": 0,
     }
+
+
+async def _attempt_ids(db: Database) -> set[str]:
+    async with db.connection() as tx:
+        found = await tx.fetch_all("SELECT event_id FROM delivery_attempts")
+    return {r["event_id"] for r in found}
+
+
+async def test_attempt_history_stays_when_archived_and_goes_with_its_event(
+    db: Database,
+) -> None:
+    """Attempts are written with the outcome, survive the event's move to the archive, and
+    are deleted with the event, from either table, once it is past the total window."""
+    expired_hot = new_event(NOW - TOTAL - timedelta(minutes=1), 1)
+    expired_archive = new_event(NOW - TOTAL - timedelta(minutes=2), 2)
+    archived = new_event(NOW - ACTIVE - timedelta(minutes=1), 3)
+    events = [expired_hot, expired_archive, archived]
+    await insert(db, events)
+    async with db.transaction() as tx:
+        stored = await deliveries.record_attempts(
+            tx,
+            [
+                deliveries.Attempt(
+                    e.id, 1, "success", 200, None, e.fired_at, None, e.fired_at, 12, "ok"
+                )
+                for e in events
+            ],
+            NOW,
+        )
+    assert stored == [True, True, True]
+    async with db.transaction() as tx:
+        ids = [expired_archive.id]
+        await tx.execute(in_list(Q["retention.copy_to_archive"], ids), ids)
+        await tx.execute(in_list(Q["retention.delete_moved"], ids), ids)
+    assert await _attempt_ids(db) == {e.id for e in events}
+
+    await run_once(db, WINDOWS, NOW)
+
+    assert set(await rows(db, ARCHIVE)) == {archived.id}  # moved; the others deleted
+    assert await _attempt_ids(db) == {archived.id}
+    [kept] = await eventlog.attempts(db, archived.id)
+    assert (kept["attempt"], kept["status_code"], kept["response_body"]) == (1, 200, "ok")
+    assert kept["duration_ms"] == 12

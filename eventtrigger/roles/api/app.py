@@ -110,6 +110,7 @@ def routes(res: Resources, *, api: bool) -> list[BaseRoute]:
             Route("/api/v1/stats", stats_route, methods=["GET"]),
             *console_routes(res),
             Route("/api/v1/events/{event_id}", e.get, methods=["GET"]),
+            Route("/api/v1/events/{event_id}/attempts", e.attempts, methods=["GET"]),
         ]
     return served
 

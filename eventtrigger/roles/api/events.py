@@ -57,6 +57,19 @@ def event_json(row: Row, view: str) -> dict[str, Any]:
     }
 
 
+def attempt_json(row: Row) -> dict[str, Any]:
+    nxt = row["next_attempt_at"]
+    return {
+        "attempt": row["attempt"],
+        "started_at": iso(row["started_at"]),
+        "duration_ms": row["duration_ms"],
+        "status_code": row["status_code"],
+        "error": row["error"],
+        "response_body": row["response_body"],
+        "next_attempt_at": None if nxt is None else iso(nxt),
+    }
+
+
 class EventRoutes:
     def __init__(self, res: Resources) -> None:
         self.res = res
@@ -155,6 +168,17 @@ class EventRoutes:
         if row is None or view is None:
             raise Problem(404, f"No event with id {event_id!r}.")
         return json_response(event_json(row, view))
+
+    async def attempts(self, request: Request) -> Response:
+        """An event's delivery attempts, oldest first; 404 exactly when GET of the event is
+        (the history lives and dies with its event)."""
+        require_key(request, self.res.settings)
+        event_id = request.path_params["event_id"]
+        row = await eventlog.find(self.res.db, event_id) if looks_like_id(event_id) else None
+        if row is None or self.windows.view_of(row["fired_at"], self.res.clock.now()) is None:
+            raise Problem(404, f"No event with id {event_id!r}.")
+        items = await eventlog.attempts(self.res.db, event_id)
+        return json_response({"items": [attempt_json(a) for a in items]})
 
 
 def _parse_time(raw: str) -> datetime:

@@ -120,6 +120,32 @@ def _event_schemas() -> dict[str, Any]:
                 "last_fired_at": {"type": "string", "format": "date-time"},
             },
         },
+        "Attempt": {
+            "type": "object",
+            "properties": {
+                "attempt": {"type": "integer", "minimum": 1},
+                "started_at": {"type": "string", "format": "date-time"},
+                "duration_ms": {"type": "integer"},
+                "status_code": {
+                    "type": ["integer", "null"],
+                    "description": "Null: no answer (a network error or a timeout).",
+                },
+                "error": {"type": ["string", "null"], "description": "Null: delivered."},
+                "response_body": {
+                    "type": ["string", "null"],
+                    "description": "The first 1 KiB of the response, as text.",
+                },
+                "next_attempt_at": {
+                    **_TIME,
+                    "description": "When the next attempt was due; null when this was the last.",
+                },
+            },
+        },
+        "AttemptList": {
+            "type": "object",
+            "required": ["items"],
+            "properties": {"items": {"type": "array", "items": _ref("Attempt")}},
+        },
         "TriggerCountsPage": {
             "type": "object",
             "required": ["items", "next_cursor"],
@@ -148,7 +174,7 @@ def _event_schemas() -> dict[str, Any]:
             },
         },
     }
-    for name in ("Event", "Stats"):  # every property is always present
+    for name in ("Event", "Stats", "Attempt"):  # every property is always present
         schemas[name]["required"] = list(schemas[name]["properties"])
     return schemas
 
@@ -194,6 +220,19 @@ def _event_paths() -> dict[str, Any]:
                 "operationId": "getEvent",
                 "responses": {
                     "200": _json(_ref("Event"), "The event."),
+                    "401": unauthorised,
+                    "404": _problem("No such event, or past the total retention window."),
+                },
+            },
+        },
+        "/api/v1/events/{event_id}/attempts": {
+            "parameters": [_EVENT_ID_PARAM],
+            "get": {
+                "summary": "One event's delivery attempts, oldest first",
+                "description": "Kept, archived and deleted together with the event.",
+                "operationId": "listEventAttempts",
+                "responses": {
+                    "200": _json(_ref("AttemptList"), "The attempts made so far."),
                     "401": unauthorised,
                     "404": _problem("No such event, or past the total retention window."),
                 },

@@ -46,6 +46,18 @@ SELECT %s AS id, %s AS status, %s AS attempt, %s AS status_code, %s AS error,
 -- name: outcome_more
 SELECT %s, %s, %s, %s, %s, %s, %s
 
+-- name: insert_history
+-- The attempt history of a batch of outcomes, one row per attempt ({values} is one
+-- history_values per row). Only attempts that passed the guard above get here; a row
+-- that exists already (impossible under that guard) is left as it is.
+INSERT INTO delivery_attempts (event_id, attempt, started_at, duration_ms, status_code,
+                               error, response_body, next_attempt_at)
+VALUES {values}
+ON DUPLICATE KEY UPDATE event_id = event_id;
+
+-- name: history_values
+(%s, %s, %s, %s, %s, %s, %s, %s)
+
 -- name: select_due
 -- Unfinished events whose deadline passed: never published, lost, a lease that ran out
 -- (its worker died), a job handed back, or a retry now due.

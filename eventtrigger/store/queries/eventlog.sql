@@ -23,3 +23,8 @@ SELECT trigger_id, trigger_type, status, COUNT(*) AS n, MAX(fired_at) AS last_fi
 FROM {table}
 WHERE fired_at >= %s AND trigger_id IS NOT NULL
 GROUP BY trigger_id, trigger_type, status;
+
+-- name: attempts
+-- One event's attempt history, oldest first (the primary key's order).
+SELECT attempt, started_at, duration_ms, status_code, error, response_body, next_attempt_at
+FROM delivery_attempts WHERE event_id = %s ORDER BY attempt;

@@ -36,8 +36,19 @@ ON DUPLICATE KEY UPDATE id = event_logs_archive.id;
 -- name: delete_moved
 DELETE FROM event_logs WHERE id IN ({ids});
 
+-- name: select_expired_hot
+SELECT id FROM event_logs
+WHERE fired_at < %s
+ORDER BY fired_at
+LIMIT %s
+FOR UPDATE SKIP LOCKED;
+
 -- name: delete_expired_hot
-DELETE FROM event_logs WHERE fired_at < %s ORDER BY fired_at LIMIT %s;
+DELETE FROM event_logs WHERE id IN ({ids});
+
+-- name: delete_attempts
+-- An expired event's attempt history goes in the transaction that deletes the event.
+DELETE FROM delivery_attempts WHERE event_id IN ({ids});
 
 -- name: select_expired_archive
 SELECT id FROM event_logs_archive
