@@ -22,28 +22,78 @@ _ALWAYS_REFUSED = tuple(
 )
 
 
+# IPv6 forms that lead to an IPv4 address. NAT64's well-known prefix (RFC 6052) is
+# translated to the IPv4 in its last 32 bits, so it is judged as that address, as an
+# IPv4-mapped one is (an IPv6-only network with DNS64 reaches every IPv4 site this way).
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# IPv4-compatible addresses (::a.b.c.d, deprecated by RFC 4291): never a global address.
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def _translated(address: IPAddress) -> IPAddress:
+    """The address a connection really reaches when IPv6 merely spells an IPv4 one."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return address.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
+        if address in _NAT64:
+            return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return address
+
+
+def _embedded(address: ipaddress.IPv6Address) -> list[tuple[str, ipaddress.IPv4Address]]:
+    """IPv4 addresses that tunnelling forms carry, where a relay may deliver the packets:
+    6to4 (2002::/16), Teredo (2001::/32: server and client) and IPv4-compatible."""
+    found: list[tuple[str, ipaddress.IPv4Address]] = []
+    if address.sixtofour is not None:
+        found.append(("6to4", address.sixtofour))
+    if address.teredo is not None:
+        found += [("Teredo", inner) for inner in address.teredo]
+    if address in _IPV4_COMPATIBLE and int(address) > 1:  # not :: or ::1
+        found.append(("IPv4-compatible", ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)))
+    return found
+
+
+def _kind(address: IPAddress) -> str | None:
+    """Which kind of non-public address this is; None for a global unicast one."""
+    if address.is_loopback:
+        return "loopback"
+    if address.is_link_local:
+        return "link-local"
+    if address.is_multicast:
+        return "multicast"
+    if address.is_private:
+        return "private"
+    if any(address in net for net in _ALWAYS_REFUSED if net.version == address.version):
+        return "reserved"
+    if not address.is_global or address.is_reserved or address.is_unspecified:
+        return "non-public"
+    return None
+
+
+def _allowed(address: IPAddress, allowed: Iterable[IPNetwork]) -> bool:
+    return any(address in net for net in allowed if net.version == address.version)
+
+
 def refusal(address: IPAddress, allowed: Iterable[IPNetwork]) -> str | None:
     """None if deliveries may connect to `address`; else why not."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
-    if any(address in net for net in allowed if net.version == address.version):
+    allowed = tuple(allowed)
+    address = _translated(address)
+    if _allowed(address, allowed):
         return None
-    if address.is_loopback:
-        kind = "loopback"
-    elif address.is_link_local:
-        kind = "link-local"
-    elif address.is_multicast:
-        kind = "multicast"
-    elif address.is_private:
-        kind = "private"
-    elif any(address in net for net in _ALWAYS_REFUSED if net.version == address.version):
-        kind = "reserved"
-    elif not address.is_global or address.is_reserved or address.is_unspecified:
-        kind = "non-public"
-    else:
+    kind: str | None = None
+    what = f"{address} is a"
+    if isinstance(address, ipaddress.IPv6Address):
+        # Python calls 2002:7f00:1:: (6to4 for 127.0.0.1) global: the address it carries
+        # is judged as if it were the target itself, and named in the message.
+        for form, inner in _embedded(address):
+            if not _allowed(inner, allowed) and (kind := _kind(inner)) is not None:
+                what = f"{address} carries {inner} ({form}), a"
+                break
+    kind = kind or _kind(address)
+    if kind is None:
         return None
     return (
-        f"{address} is a {kind} address; deliveries may reach it only if "
+        f"{what} {kind} address; deliveries may reach it only if "
         "EVENTTRIGGER_EGRESS_ALLOW_CIDRS includes it"
     )
 

@@ -155,12 +155,6 @@ async def test_every_spelling_of_a_private_address_is_refused_and_never_connecte
     assert private.connections == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: eventtrigger/domain/egress.py refusal() does not unwrap 6to4 "
-    "(2002::/16) addresses, so 2002:7f00:1:: (6to4 for 127.0.0.1) and 2002:a00:1:: "
-    "(10.0.0.1) are saved with 201 and attempted; Python's ipaddress calls 2002::/16 global",
-)
 async def test_6to4_address_embedding_a_private_ipv4_is_refused_at_save(
     flaunch: Callable[..., EventtriggerProcess], fdb: Database, private: CountingListener
 ) -> None:

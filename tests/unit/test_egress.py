@@ -142,3 +142,72 @@ def test_host_refusal_none_for_dns_names_and_public_literals(host: str) -> None:
 @pytest.mark.parametrize("host", ["localhost", "foo.localhost", "127.0.0.1", "127.0.0.2"])
 def test_host_refusal_respects_allow_list(host: str) -> None:
     assert host_refusal(host, LOOPBACK_V4) is None
+
+
+@pytest.mark.parametrize(
+    ("address", "form", "inner", "kind"),
+    [
+        ("2002:7f00:1::1", "6to4", "127.0.0.1", "loopback"),  # Python calls it global
+        ("2002:a00:1::1", "6to4", "10.0.0.1", "private"),
+        ("2002:a9fe:a9fe::1", "6to4", "169.254.169.254", "link-local"),
+        ("2002:6440:1::1", "6to4", "100.64.0.1", "reserved"),
+        ("::7f00:1", "IPv4-compatible", "127.0.0.1", "loopback"),
+        ("::a00:1", "IPv4-compatible", "10.0.0.1", "private"),
+        # Teredo: server 65.54.227.120, client 127.0.0.1 (stored inverted: 80ff:fffe).
+        ("2001:0:4136:e378:8000:63bf:80ff:fffe", "Teredo", "127.0.0.1", "loopback"),
+        ("2001:0:a00:1::4136:e378", "Teredo", "10.0.0.1", "private"),  # private server
+    ],
+)
+def test_ipv6_forms_carrying_a_private_ipv4_are_refused_naming_it(
+    address: str, form: str, inner: str, kind: str
+) -> None:
+    why = refusal(ip(address), NONE)
+    assert why is not None
+    assert f"carries {inner} ({form}), a {kind} address" in why
+    assert "EVENTTRIGGER_EGRESS_ALLOW_CIDRS" in why
+
+
+@pytest.mark.parametrize(
+    ("address", "translated", "kind"),
+    [
+        ("64:ff9b::7f00:1", "127.0.0.1", "loopback"),  # NAT64 translates to the IPv4
+        ("64:ff9b::a00:1", "10.0.0.1", "private"),
+        ("64:ff9b::a9fe:a9fe", "169.254.169.254", "link-local"),
+    ],
+)
+def test_nat64_is_judged_as_the_ipv4_it_translates_to(
+    address: str, translated: str, kind: str
+) -> None:
+    why = refusal(ip(address), NONE)
+    assert why is not None
+    assert why.startswith(f"{translated} is a {kind} address")
+
+
+@pytest.mark.parametrize("address", ["2002:808:808::1", "64:ff9b::808:808"])
+def test_6to4_and_nat64_of_a_public_ipv4_allowed(address: str) -> None:
+    # An IPv6-only network with DNS64 reaches every IPv4 site through 64:ff9b::/96.
+    assert refusal(ip(address), NONE) is None
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "::808:808",  # IPv4-compatible is deprecated: never global, whatever it carries
+        "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo of public addresses: not global
+        "64:ff9b:1::808:808",  # NAT64 local-use prefix (RFC 8215)
+    ],
+)
+def test_other_ipv6_transition_forms_refused(address: str) -> None:
+    assert refusal(ip(address), NONE) is not None
+
+
+@pytest.mark.parametrize("address", ["2002:7f00:1::1", "64:ff9b::7f00:1"])
+def test_allow_list_covers_the_carried_ipv4(address: str) -> None:
+    assert refusal(ip(address), LOOPBACK_V4) is None
+
+
+@pytest.mark.parametrize(
+    "host", ["[2002:7f00:1::1]", "[2002:a00:1::1]", "[64:ff9b::7f00:1]", "[::7f00:1]"]
+)
+def test_host_refusal_for_ipv6_literals_carrying_a_private_ipv4(host: str) -> None:
+    assert host_refusal(host, NONE) is not None
