@@ -19,6 +19,7 @@ from eventtrigger.roles.api import docs
 from eventtrigger.roles.api.dashboard import routes as console_routes
 from eventtrigger.roles.api.events import EventRoutes
 from eventtrigger.roles.api.firing import FiringRoutes
+from eventtrigger.roles.api.replay import ReplayRoutes
 from eventtrigger.roles.api.http import json_response
 from eventtrigger.roles.api.middleware import RequestContext, loggable_path
 from eventtrigger.roles.api.openapi import openapi_document
@@ -92,6 +93,7 @@ def routes(res: Resources, *, api: bool) -> list[BaseRoute]:
         t = TriggerRoutes(res)
         f = FiringRoutes(res)
         e = EventRoutes(res)
+        r = ReplayRoutes(res)
         served += [
             Route("/openapi.json", openapi),
             *docs.routes(),
@@ -107,10 +109,12 @@ def routes(res: Resources, *, api: bool) -> list[BaseRoute]:
             Route("/api/v1/test-runs", f.test_run, methods=["POST"]),
             Route("/api/v1/webhook/{token}", f.webhook, methods=["POST"]),
             Route("/api/v1/events", e.list, methods=["GET"]),
+            Route("/api/v1/events/replay", r.bulk, methods=["POST"]),
             Route("/api/v1/stats", stats_route, methods=["GET"]),
             *console_routes(res),
             Route("/api/v1/events/{event_id}", e.get, methods=["GET"]),
             Route("/api/v1/events/{event_id}/attempts", e.attempts, methods=["GET"]),
+            Route("/api/v1/events/{event_id}/replay", r.one, methods=["POST"]),
         ]
     return served
 
@@ -141,7 +145,10 @@ def build_app(res: Resources, *, api: bool) -> RequestContext:
                 )
             )
         logger.bind(action="internal_error").exception(
-            "unhandled error on {}", loggable_path(request.url.path)
+            # The raw ASGI path: request.url is rebuilt from the Host header, which a caller
+            # can shape so the mask would not see a webhook path.
+            "unhandled error on {}",
+            loggable_path(request.scope["path"]),
         )
         return problem_response(Problem(500, "Internal error; it has been logged."))
 
