@@ -1,5 +1,5 @@
-"""Reading event logs: pages newest first, one event, and per-trigger counts, across the
-hot table and the archive (the same shape)."""
+"""Reading event logs: pages newest first and one event, across the hot table and the
+archive (the same shape). Per-trigger counts are in aggregate.py."""
 
 from __future__ import annotations
 
@@ -80,27 +80,3 @@ async def attempts(db: Database, event_id: str) -> list[Row]:
         row["started_at"] = read_time(row["started_at"])
         row["next_attempt_at"] = read_time(row["next_attempt_at"])
     return rows
-
-
-async def aggregate(db: Database, since: datetime) -> list[dict[str, Any]]:
-    """Per trigger: counts by status and the last fired time, over both tables."""
-    per: dict[str, dict[str, Any]] = {}
-    async with db.snapshot() as tx:  # one snapshot: a move in between counts once
-        for table in (HOT, ARCHIVE):
-            for row in await tx.fetch_all(Q["eventlog.aggregate"].format(table=table), (since,)):
-                item = per.setdefault(
-                    row["trigger_id"],
-                    {
-                        "trigger_id": row["trigger_id"],
-                        "trigger_type": row["trigger_type"],
-                        "counts": {"success": 0, "failure": 0, "pending": 0, "retrying": 0},
-                        "last_fired_at": None,
-                    },
-                )
-                item["counts"][row["status"]] = item["counts"].get(row["status"], 0) + row["n"]
-                last = read_time(row["last_fired_at"])
-                if item["last_fired_at"] is None or (last and last > item["last_fired_at"]):
-                    item["last_fired_at"] = last
-    for item in per.values():
-        item["counts"]["total"] = sum(item["counts"].values())
-    return sorted(per.values(), key=lambda i: i["last_fired_at"], reverse=True)

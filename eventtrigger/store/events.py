@@ -1,10 +1,9 @@
-"""Event rows: created with their firing (the outbox), re-published when their deadline
-passes, and updated by each delivery attempt."""
+"""Event rows: inserted with their firing (the outbox), and decoded as read. Leases,
+re-publishing and outcomes are in deliveries.py."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -61,61 +60,3 @@ def decode_event(row: Row) -> Row:
     if "is_test_run" in row:
         row["is_test_run"] = bool(row["is_test_run"])
     return row
-
-
-async def take_due(tx: Tx, now: datetime, deadline: datetime, limit: int) -> list[Row]:
-    """Lock unfinished events whose deadline passed and push their deadline to `deadline`."""
-    rows = await tx.fetch_all(Q["events.select_due"], (now, limit))
-    if rows:
-        ids = [r["id"] for r in rows]
-        await tx.execute(in_list(Q["events.set_deadline"], ids), (deadline, *ids))
-    return [decode_event(r) for r in rows]
-
-
-@dataclass(frozen=True)
-class Attempt:
-    event_id: str
-    attempt: int  # 1-based number of this attempt
-    status: str  # success | retrying | failure
-    status_code: int | None
-    error: str | None
-    delivered_at: datetime | None
-    next_attempt_at: datetime | None
-
-
-async def claim_for_delivery(tx: Tx, attempts: dict[str, int], deadline: datetime) -> set[str]:
-    """Of the jobs (event id -> attempt number) in a batch, those still to be done.
-
-    A job is done already if its event finished or recorded that attempt (a duplicate or a
-    redelivery); rows another worker holds right now are skipped (SKIP LOCKED). Those we
-    take get `deadline`, so the scheduler does not re-publish them while we deliver.
-    """
-    ids = list(attempts)
-    rows = await tx.fetch_all(in_list(Q["events.select_for_delivery"], ids), ids)
-    todo = {
-        r["id"]
-        for r in rows
-        if r["status"] in ("pending", "retrying") and int(r["attempts"]) == attempts[r["id"]] - 1
-    }
-    if todo:
-        await tx.execute(in_list(Q["events.set_deadline"], list(todo)), (deadline, *todo))
-    return todo
-
-
-async def record_attempt(tx: Tx, a: Attempt, now: datetime) -> bool:
-    """Store one attempt's outcome; False if it was already recorded (a duplicate)."""
-    changed = await tx.execute(
-        Q["events.record_attempt"],
-        (
-            a.status,
-            a.attempt,
-            a.status_code,
-            a.error,
-            a.delivered_at,
-            a.next_attempt_at,
-            now,
-            a.event_id,
-            a.attempt - 1,
-        ),
-    )
-    return changed == 1

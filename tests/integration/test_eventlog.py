@@ -12,7 +12,7 @@ from typing import Any
 from eventtrigger.domain.jobs import NewEvent
 from eventtrigger.domain.retention import Windows
 from eventtrigger.ids import new_id
-from eventtrigger.store import eventlog
+from eventtrigger.store import aggregate, eventlog
 from eventtrigger.store.db import Database
 from eventtrigger.store.eventlog import ARCHIVE, HOT, EventFilter
 from eventtrigger.store.events import in_list, insert_events
@@ -355,28 +355,33 @@ async def test_aggregate_matches_events_fired(db: Database) -> None:
         db, [hook[5].id, hook[6].id, cron[0].id, cron[2].id, too_old[1].id, no_trigger[1].id]
     )
 
-    items = await eventlog.aggregate(db, WINDOWS.kept_since(NOW))
+    items = await aggregate.page(db, since=WINDOWS.kept_since(NOW), before_id=None, limit=10)
 
-    assert items == [
-        {
-            "trigger_id": t_hook,
-            "trigger_type": "webhook",
-            "counts": {"success": 3, "failure": 2, "pending": 1, "retrying": 1, "total": 7},
-            "last_fired_at": hook[0].fired_at,
-        },
-        {
-            "trigger_id": t_cron,
-            "trigger_type": "cron_scheduled",
-            "counts": {"success": 2, "failure": 0, "pending": 0, "retrying": 1, "total": 3},
-            "last_fired_at": cron[0].fired_at,
-        },
-        {
-            "trigger_id": t_deleted,
-            "trigger_type": "time_scheduled",
-            "counts": {"success": 1, "failure": 0, "pending": 0, "retrying": 0, "total": 1},
-            "last_fired_at": NOW - TOTAL,
-        },
-    ]
+    # Newest trigger first (the API pages by trigger id).
+    assert items == sorted(
+        [
+            {
+                "trigger_id": t_hook,
+                "trigger_type": "webhook",
+                "counts": {"success": 3, "failure": 2, "pending": 1, "retrying": 1, "total": 7},
+                "last_fired_at": hook[0].fired_at,
+            },
+            {
+                "trigger_id": t_cron,
+                "trigger_type": "cron_scheduled",
+                "counts": {"success": 2, "failure": 0, "pending": 0, "retrying": 1, "total": 3},
+                "last_fired_at": cron[0].fired_at,
+            },
+            {
+                "trigger_id": t_deleted,
+                "trigger_type": "time_scheduled",
+                "counts": {"success": 1, "failure": 0, "pending": 0, "retrying": 0, "total": 1},
+                "last_fired_at": NOW - TOTAL,
+            },
+        ],
+        key=lambda i: str(i["trigger_id"]),
+        reverse=True,
+    )
 
 
 async def _explain(db: Database, query: str, args: Sequence[Any]) -> list[dict[str, Any]]:
@@ -441,11 +446,15 @@ async def test_read_paths_use_indexes(db: Database) -> None:
                 if problems:
                     bad[name] = problems
 
-        plan = await _explain(
-            db, Q["eventlog.aggregate"].format(table=table), [WINDOWS.kept_since(NOW)]
-        )
+        since = WINDOWS.kept_since(NOW)
+        query = Q["aggregate.trigger_ids"].format(table=table)
+        plan = await _explain(db, query, [since, None, None, 51])
         if problems := _scans(plan, sorted_by_index=False):
-            bad[f"aggregate {table}"] = problems
+            bad[f"aggregate trigger ids {table}"] = problems
+        query = Q["aggregate.counts"].format(table=table, ids=", ".join(["%s"] * 3))
+        plan = await _explain(db, query, [*triggers[:3], since])
+        if problems := _scans(plan, sorted_by_index=False):
+            bad[f"aggregate counts {table}"] = problems
 
         present = (await ids_in(db, table))[0]  # an absent id is an "impossible WHERE"
         plan = await _explain(db, Q["eventlog.one"].format(table=table), [present])

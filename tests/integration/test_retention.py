@@ -18,8 +18,9 @@ from eventtrigger.ids import new_id
 from eventtrigger.roles.retention import run_once
 from eventtrigger.store import deliveries, eventlog
 from eventtrigger.store.db import Database, Row
+from eventtrigger.store.deliveries import Attempt
 from eventtrigger.store.eventlog import ARCHIVE, HOT, EventFilter
-from eventtrigger.store.events import Attempt, in_list, insert_events, record_attempt
+from eventtrigger.store.events import in_list, insert_events
 from eventtrigger.store.queries import Q
 from eventtrigger.store.retention import BATCH, move_batch
 
@@ -237,20 +238,22 @@ async def test_retrying_events_are_not_moved_and_stay_readable(db: Database) -> 
 
     # The worker's update path still finds it where it is and records the next attempt.
     async with db.transaction() as tx:
-        recorded = await record_attempt(
+        recorded = await deliveries.record_attempts(
             tx,
-            Attempt(
-                event_id=retrying.id,
-                attempt=2,
-                status="success",
-                status_code=200,
-                error=None,
-                delivered_at=NOW,
-                next_attempt_at=None,
-            ),
+            [
+                Attempt(
+                    event_id=retrying.id,
+                    attempt=2,
+                    status="success",
+                    status_code=200,
+                    error=None,
+                    delivered_at=NOW,
+                    next_attempt_at=None,
+                )
+            ],
             NOW,
         )
-    assert recorded is True
+    assert recorded == [True]
 
     # Finished now, the next pass moves it with the outcome it recorded.
     assert (await run_once(db, WINDOWS, NOW))["moved"] == 1

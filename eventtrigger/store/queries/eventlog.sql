@@ -18,12 +18,6 @@ SELECT id, trigger_id, trigger_type, source, is_test_run, note, scheduled_at, fi
        updated_at
 FROM {table} WHERE id = %s;
 
--- name: aggregate
-SELECT trigger_id, trigger_type, status, COUNT(*) AS n, MAX(fired_at) AS last_fired_at
-FROM {table}
-WHERE fired_at >= %s AND trigger_id IS NOT NULL
-GROUP BY trigger_id, trigger_type, status;
-
 -- name: attempts
 -- One event's attempt history, oldest first (the primary key's order).
 SELECT attempt, started_at, duration_ms, status_code, error, response_body, next_attempt_at
