@@ -8,9 +8,13 @@ headers are not logged.
 
 from __future__ import annotations
 
+import atexit
 import logging
+import queue
 import sys
-from typing import Any
+import threading
+import traceback
+from typing import Any, TextIO
 
 import orjson
 from loguru import logger
@@ -18,7 +22,48 @@ from loguru import logger
 from eventtrigger.config import Settings
 
 
-def _json_sink(message: Any) -> None:
+class _Writer:
+    """Lines go onto an in-memory queue; one thread writes them to the stream in batches.
+
+    The event loop never blocks on a slow stderr, and nothing is pickled: loguru's own
+    `enqueue=True` pickles every record through a multiprocessing pipe, which cost about
+    a fifth of the event loop's time under webhook load (py-spy, see docs/design.md).
+    """
+
+    _STOP = object()
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._lines: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._drain, name="log-writer", daemon=True)
+        self._thread.start()
+        atexit.register(self.close)
+
+    def write(self, line: str) -> None:
+        self._lines.put(line)
+
+    def _drain(self) -> None:
+        while True:
+            batch = [self._lines.get()]
+            while True:  # take whatever else is waiting: one write per burst
+                try:
+                    batch.append(self._lines.get_nowait())
+                except queue.Empty:
+                    break
+            stop = self._STOP in batch
+            self._stream.write("".join(x for x in batch if isinstance(x, str)))
+            self._stream.flush()
+            if stop:
+                return
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Write out what is queued (at exit; a killed process loses its last lines)."""
+        if self._thread.is_alive():
+            self._lines.put(self._STOP)
+            self._thread.join(timeout)
+
+
+def _json_line(message: Any) -> str:
     record = message.record
     line: dict[str, Any] = {
         "ts": record["time"].isoformat(timespec="milliseconds"),
@@ -27,9 +72,8 @@ def _json_sink(message: Any) -> None:
         **record["extra"],
     }
     if record["exception"] is not None:
-        line["exception"] = "".join(__import__("traceback").format_exception(*record["exception"]))
-    sys.stderr.write(orjson.dumps(line, default=str).decode() + "\n")
-    sys.stderr.flush()
+        line["exception"] = "".join(traceback.format_exception(*record["exception"]))
+    return orjson.dumps(line, default=str).decode() + "\n"
 
 
 class _Intercept(logging.Handler):
@@ -50,13 +94,17 @@ def setup_logging(settings: Settings) -> None:
     # asyncmy logs every server note ("database exists") as a warning; they are not ours.
     logging.getLogger("asyncmy").setLevel(logging.ERROR)
     logger.remove()
+    writer = _Writer(sys.stderr)
     if settings.log_format == "json":
-        logger.add(_json_sink, level=settings.log_level, enqueue=True, backtrace=False)
+        logger.add(
+            lambda message: writer.write(_json_line(message)),
+            level=settings.log_level,
+            backtrace=False,
+        )
     else:
         logger.add(
-            sys.stderr,
+            writer.write,
             level=settings.log_level,
-            enqueue=True,
             diagnose=False,  # variable values in tracebacks could hold secrets
             format="{time:HH:mm:ss.SSS} {level:<7} [{extra[action]}] {message} {extra}",
         )
