@@ -27,20 +27,47 @@ OUTBOX_BATCH = 2000  # jobs per background publish
 OUTBOX_LIMIT = 50_000  # jobs queued for the background publisher; beyond, the rows cover them
 
 
-async def kafka_ping(settings: Settings) -> float:
-    """A metadata round trip to the cluster on a fresh connection; latency in ms."""
-    started = time.perf_counter()
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=list(settings.kafka_bootstrap),
-        request_timeout_ms=2000,
-        client_id="eventtrigger-health",
-    )
-    try:
-        await admin.start()
-        await admin.describe_cluster()
-    finally:
-        await admin.close()
-    return (time.perf_counter() - started) * 1000
+class KafkaProbe:
+    """The health check: a metadata round trip to the cluster on one long-lived connection.
+
+    `/health` runs it at most once a second (Health caches), and a new admin client per
+    check would open and tear down a connection every time. The client is kept while it
+    works and dropped after a failure or a timeout, so the next check starts afresh
+    against a restarted or moved cluster.
+    """
+
+    def __init__(
+        self, settings: Settings, make_admin: Callable[[], AIOKafkaAdminClient] | None = None
+    ) -> None:
+        self._make = make_admin or (
+            lambda: AIOKafkaAdminClient(
+                bootstrap_servers=list(settings.kafka_bootstrap),
+                request_timeout_ms=2000,
+                client_id="eventtrigger-health",
+            )
+        )
+        self._admin: AIOKafkaAdminClient | None = None
+        self._lock = asyncio.Lock()
+
+    async def ping(self) -> float:
+        """Latency in ms; raises when the cluster cannot be reached."""
+        async with self._lock:
+            started = time.perf_counter()
+            try:
+                if self._admin is None:
+                    self._admin = self._make()
+                    await self._admin.start()
+                await self._admin.describe_cluster()
+            except BaseException:  # a timeout cancels us: drop that client as well
+                await self.close()
+                raise
+            return (time.perf_counter() - started) * 1000
+
+    async def close(self) -> None:
+        admin, self._admin = self._admin, None
+        if admin is not None:
+            with contextlib.suppress(Exception):
+                await admin.close()
 
 
 async def ensure_topics(settings: Settings) -> None:

@@ -18,7 +18,7 @@ import uvicorn
 from aiokafka.errors import KafkaError
 from loguru import logger
 
-from eventtrigger.bus import Publisher, ensure_topics, kafka_ping
+from eventtrigger.bus import KafkaProbe, Publisher, ensure_topics
 from eventtrigger.clock import SystemClock
 from eventtrigger.config import Settings
 from eventtrigger.domain.retention import Windows
@@ -102,8 +102,9 @@ async def run(settings: Settings, roles: tuple[str, ...]) -> None:
     await _wait_for("database", db.connect, TRANSIENT_ERRORS, stop)
     checks: dict[str, Check] = {"database": db.ping}
     publisher = None
+    probe = KafkaProbe(settings)
     if set(roles) & {"api", "scheduler", "worker"}:
-        checks["kafka"] = lambda: kafka_ping(settings)
+        checks["kafka"] = probe.ping
         await _wait_for("kafka", lambda: ensure_topics(settings), KAFKA_ERRORS, stop)
         publisher = Publisher(settings)
         await _wait_for("kafka", publisher.start, KAFKA_ERRORS, stop)
@@ -141,6 +142,7 @@ async def run(settings: Settings, roles: tuple[str, ...]) -> None:
             for role in roles:
                 group.create_task(registry[role](res, stop), name=role)
     finally:
+        await probe.close()
         if publisher is not None:
             await publisher.stop()
         await db.close()
