@@ -50,7 +50,7 @@ class NewEvent:
     id: str
     trigger_id: str | None
     trigger_type: str
-    source: str  # api | scheduled | manual-test
+    source: str  # api | scheduled | manual-test | replay
     scheduled_at: datetime
     fired_at: datetime
     payload: Any
@@ -59,6 +59,7 @@ class NewEvent:
     occurrence_id: int | None = None
     is_test_run: bool = False
     note: str | None = None
+    replay_of: str | None = None  # the event this one replays (source "replay")
 
 
 def job_message(event: dict[str, Any]) -> dict[str, Any]:

@@ -164,3 +164,16 @@ SECRET_ROTATION: Schema = {
         },
     },
 }
+REPLAY_BULK: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "description": "At least one of trigger_id, status, since, until. Events in the kept "
+    "window (active and archived) that match every filter given are replayed, oldest first.",
+    "properties": {
+        "trigger_id": {"type": "string", "minLength": 1, "maxLength": 64},
+        "status": {"enum": ["pending", "retrying", "success", "failure"]},
+        "since": {**TIMESTAMP, "description": "Fired at or after (inclusive)."},
+        "until": {**TIMESTAMP, "description": "Fired before (exclusive)."},
+        "limit": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+    },
+}

@@ -122,6 +122,10 @@ class Metrics:
             "Jobs a worker handed back for a moment because their host's queue was full",
             registry=r,
         )
+        self.replays = Counter(
+            "eventtrigger_replays_total", "Events created by replaying an earlier event",
+            registry=r,
+        )  # fmt: skip
         self.recent_lateness = RecentWindow()
         self.recent_delivery = RecentWindow()
         r.register(_RecentQuantiles(

@@ -72,6 +72,32 @@ async def find(db: Database, event_id: str) -> Row | None:
     return None
 
 
+async def replay_source(db: Database, event_id: str) -> Row | None:
+    """One event with the request snapshot it was sent with, from either table."""
+    async with db.connection() as tx:
+        for table in (HOT, ARCHIVE):
+            row = await tx.fetch_one(Q["eventlog.replay_source"].format(table=table), (event_id,))
+            if row is not None:
+                return decode_event(row)
+    return None
+
+
+async def replay_sources(
+    db: Database, *, lower: datetime, upper: datetime, where: EventFilter, limit: int
+) -> list[Row]:
+    """Up to `limit` events with lower <= fired_at < upper, oldest first, with their
+    request snapshots, across both tables (one snapshot, as `page`)."""
+    extra, extra_args = where.sql()
+    found: dict[str, Row] = {}
+    async with db.snapshot() as tx:
+        for table in (HOT, ARCHIVE):
+            query = Q["eventlog.replay_sources"].format(table=table, where=extra)
+            for row in await tx.fetch_all(query, [lower, upper, *extra_args, limit]):
+                found.setdefault(row["id"], row)
+    rows = sorted(found.values(), key=lambda r: (r["fired_at"], r["id"]))
+    return [decode_event(r) for r in rows[:limit]]
+
+
 async def attempts(db: Database, event_id: str) -> list[Row]:
     """An event's delivery attempts, oldest first (times in UTC)."""
     async with db.connection() as tx:

@@ -29,6 +29,7 @@ async def insert_events(tx: Tx, events: Sequence[NewEvent], now: datetime) -> No
                 e.source,
                 e.is_test_run,
                 e.note,
+                e.replay_of,
                 e.scheduled_at,
                 e.fired_at,
                 write_json(e.payload),

@@ -19,11 +19,11 @@ from eventtrigger.roles.api import docs
 from eventtrigger.roles.api.dashboard import routes as console_routes
 from eventtrigger.roles.api.events import EventRoutes
 from eventtrigger.roles.api.firing import FiringRoutes
-from eventtrigger.roles.api.replay import ReplayRoutes
 from eventtrigger.roles.api.http import json_response
 from eventtrigger.roles.api.middleware import RequestContext, loggable_path
 from eventtrigger.roles.api.openapi import openapi_document
 from eventtrigger.roles.api.problems import Problem, problem_response
+from eventtrigger.roles.api.replay import ReplayRoutes
 from eventtrigger.roles.api.stats import stats
 from eventtrigger.roles.api.triggers import TriggerRoutes
 from eventtrigger.store.db import TRANSIENT_ERRORS

@@ -29,7 +29,7 @@ from eventtrigger.store.db import Row
 from eventtrigger.store.eventlog import ARCHIVE, HOT, EventFilter
 
 STATUSES = ("pending", "retrying", "success", "failure")
-SOURCES = ("api", "scheduled", "manual-test")
+SOURCES = ("api", "scheduled", "manual-test", "replay")
 
 
 def event_json(row: Row, view: str) -> dict[str, Any]:
@@ -43,6 +43,7 @@ def event_json(row: Row, view: str) -> dict[str, Any]:
         "source": row["source"],
         "is_test_run": row["is_test_run"],
         "note": row["note"],
+        "replay_of": row["replay_of"],
         "scheduled_at": t("scheduled_at"),
         "fired_at": t("fired_at"),
         "payload": row["payload"],

@@ -11,6 +11,7 @@ from typing import Any
 from eventtrigger import __version__
 from eventtrigger.domain.schemas import (
     CONFIG_SCHEMAS,
+    REPLAY_BULK,
     ROTATE_SECRET,
     SECRET_ROTATION,
     TEST_RUN,
@@ -64,7 +65,7 @@ _CURSOR = {
 }
 _TIME = {"type": ["string", "null"], "format": "date-time"}
 _EVENT_STATUSES = ["pending", "retrying", "success", "failure"]
-_SOURCES = ["api", "scheduled", "manual-test"]
+_SOURCES = ["api", "scheduled", "manual-test", "replay"]
 
 
 def _query(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
@@ -86,6 +87,10 @@ def _event_schemas() -> dict[str, Any]:
                 "source": {"enum": _SOURCES},
                 "is_test_run": {"type": "boolean"},
                 "note": {"type": ["string", "null"]},
+                "replay_of": {
+                    "type": ["string", "null"],
+                    "description": "The event this one replays (source `replay`); else null.",
+                },
                 "scheduled_at": {"type": "string", "format": "date-time"},
                 "fired_at": {"type": "string", "format": "date-time"},
                 "payload": {"description": "The JSON delivered."},
@@ -138,6 +143,19 @@ def _event_schemas() -> dict[str, Any]:
                 "next_attempt_at": {
                     **_TIME,
                     "description": "When the next attempt was due; null when this was the last.",
+                },
+            },
+        },
+        "ReplayBulk": REPLAY_BULK,
+        "ReplayIds": {
+            "type": "object",
+            "required": ["event_ids"],
+            "properties": {
+                "event_ids": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "The new events, in the order of their originals (oldest "
+                    "first).",
                 },
             },
         },
@@ -235,6 +253,37 @@ def _event_paths() -> dict[str, Any]:
                     "200": _json(_ref("AttemptList"), "The attempts made so far."),
                     "401": unauthorised,
                     "404": _problem("No such event, or past the total retention window."),
+                },
+            },
+        },
+        "/api/v1/events/{event_id}/replay": {
+            "parameters": [_EVENT_ID_PARAM],
+            "post": {
+                "summary": "Send an event again, as it was sent",
+                "description": "A new event (`source: replay`, `replay_of` the original) with "
+                "the original's trigger, payload and request as it was sent (not the "
+                "trigger's current config), signed with the trigger's current secret while "
+                "the trigger exists; a new webhook-id and fresh attempts. Works from the "
+                "active and the archived view.",
+                "operationId": "replayEvent",
+                "responses": {
+                    "202": _json({"$ref": "#/components/schemas/EventId"}, "Replay fired."),
+                    "401": unauthorised,
+                    "404": _problem("No such event, or past the total retention window."),
+                },
+            },
+        },
+        "/api/v1/events/replay": {
+            "post": {
+                "summary": "Replay every event matching filters, oldest first",
+                "operationId": "replayEvents",
+                "requestBody": {"required": True, **_json(_ref("ReplayBulk"), "Filters.")},
+                "responses": {
+                    "202": _json(_ref("ReplayIds"), "Replays fired (possibly none)."),
+                    "400": _ERRORS["400"],
+                    "401": unauthorised,
+                    "413": _ERRORS["413"],
+                    "415": _ERRORS["415"],
                 },
             },
         },

@@ -5,7 +5,7 @@
 -- only placeholders for it to do so. A duplicate
 -- occurrence_id (a second firing of one occurrence) is a no-op: one event per firing.
 INSERT INTO event_logs (id, trigger_id, trigger_type, occurrence_id, source, is_test_run, note,
-                        scheduled_at, fired_at, payload, request, status, attempts,
+                        replay_of, scheduled_at, fired_at, payload, request, status, attempts,
                         next_attempt_at, created_at, updated_at)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON DUPLICATE KEY UPDATE id = id;

@@ -24,12 +24,12 @@ ON DUPLICATE KEY UPDATE n = n + VALUES(n);
 
 -- name: copy_to_archive
 INSERT INTO event_logs_archive
-  (id, trigger_id, trigger_type, occurrence_id, source, is_test_run, note, scheduled_at,
-   fired_at, payload, request, status, attempts, last_status_code, last_error, delivered_at,
-   next_attempt_at, created_at, updated_at)
-SELECT id, trigger_id, trigger_type, occurrence_id, source, is_test_run, note, scheduled_at,
-       fired_at, payload, request, status, attempts, last_status_code, last_error,
-       delivered_at, next_attempt_at, created_at, updated_at
+  (id, trigger_id, trigger_type, occurrence_id, source, is_test_run, note, replay_of,
+   scheduled_at, fired_at, payload, request, status, attempts, last_status_code, last_error,
+   delivered_at, next_attempt_at, created_at, updated_at)
+SELECT id, trigger_id, trigger_type, occurrence_id, source, is_test_run, note, replay_of,
+       scheduled_at, fired_at, payload, request, status, attempts, last_status_code,
+       last_error, delivered_at, next_attempt_at, created_at, updated_at
 FROM event_logs WHERE id IN ({ids})
 ON DUPLICATE KEY UPDATE id = event_logs_archive.id;
 
