@@ -71,7 +71,7 @@ def record_result(**numbers: Any) -> None:
         import orjson
 
         with open(out, "ab") as f:
-            f.write(orjson.dumps(numbers, default=str) + b"\n")
+            f.write(orjson.dumps(numbers, default=str, option=orjson.OPT_NON_STR_KEYS) + b"\n")
 
 
 def _which(name: str) -> str | None:
