@@ -213,8 +213,13 @@ def job_consumer(settings: Settings) -> AIOKafkaConsumer:
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=500,
-        session_timeout_ms=10000,
-        heartbeat_interval_ms=1000,
+        # A worker killed without leaving the group keeps its partitions (and the jobs
+        # re-published to them) until the coordinator gives up on it: 6 s, the lowest
+        # session timeout brokers accept by default (group.min.session.timeout.ms), so
+        # recovery after a crash fits in SPEC's 10 s. Survivors hear of the rebalance
+        # at their next heartbeat, hence a frequent one.
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=500,
         # Notice new topics and partitions within seconds (the default is 5 minutes).
         metadata_max_age_ms=5000,
     )
