@@ -90,6 +90,17 @@ def job_message(event: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def dead_letter_message(event: dict[str, Any]) -> dict[str, Any]:
+    """The dead-letter copy of a final failure, from its event row (with `attempts`,
+    `last_error` and `last_status_code`): the last attempt's job and why it failed."""
+    last = job_message({**event, "attempts": int(event["attempts"]) - 1})
+    return {
+        **last,
+        "final_error": event["last_error"],
+        "final_status_code": event["last_status_code"],
+    }
+
+
 def event_dict(event: NewEvent) -> dict[str, Any]:
     """A NewEvent in the shape `job_message` reads (no attempts made yet)."""
     return {

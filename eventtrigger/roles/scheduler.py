@@ -32,6 +32,7 @@ from eventtrigger.bus import Outbox, Publisher
 from eventtrigger.clock import wait_stop
 from eventtrigger.domain.jobs import (
     NewEvent,
+    dead_letter_message,
     event_dict,
     job_message,
     request_snapshot,
@@ -263,6 +264,7 @@ class Scheduler:
         while True:
             try:
                 await self._republish(self.res.clock.now())
+                await self._republish_dead_letters(self.res.clock.now())
             except TRANSIENT_ERRORS as exc:
                 self.log.bind(action="db_error").warning("re-publish failed: {}", exc)
             if await wait_stop(stop, POLL_SECONDS):
@@ -280,6 +282,24 @@ class Scheduler:
                     action="republished", trigger_id=m["trigger_id"], event_id=m["event_id"],
                     attempt=m["attempt"],
                 ).info("republished")  # fmt: skip
+
+    async def _republish_dead_letters(self, now: datetime) -> None:
+        """Dead-letter copies still owed once due: the worker that stored the failure died
+        (or could not publish) before Kafka had them."""
+        async with self.res.db.transaction() as tx:
+            rows = await deliveries.take_dead_letters(
+                tx, now, now + self.res.settings.recovery_after, REPUBLISH_LIMIT
+            )
+        messages = [dead_letter_message(r) for r in rows]
+        if not messages or not await self.publisher.publish(messages, self.res.settings.dlq_topic):
+            return  # due again later
+        async with self.res.db.transaction() as tx:
+            await deliveries.dead_letters_sent(tx, [m["event_id"] for m in messages])
+        for m in messages:
+            self.log.bind(
+                action="dead_letter_republished", trigger_id=m["trigger_id"],
+                event_id=m["event_id"], attempt=m["attempt"],
+            ).info("dead-letter copy re-published")  # fmt: skip
 
 
 def _event(d: Due, now: datetime, deadline: datetime) -> NewEvent:

@@ -403,7 +403,16 @@ class Worker:
 
             async def store(attempts: list[Attempt] = attempts, now: datetime = now) -> list[bool]:
                 async with self.res.db.transaction() as tx:
-                    return await deliveries.record_attempts(tx, attempts, now)
+                    stored = await deliveries.record_attempts(tx, attempts, now)
+                    # The dead-letter copies are owed with the failures, in one commit, so
+                    # a crash before they are published cannot lose them.
+                    failed = [
+                        a.event_id
+                        for a, ok in zip(attempts, stored, strict=True)
+                        if ok and a.status == "failure"
+                    ]
+                    await deliveries.owe_dead_letters(tx, failed, now + self.lease)
+                    return stored
 
             try:
                 stored = await self._db(store)
@@ -423,9 +432,21 @@ class Worker:
                 self._all_stored.set()
             if dead:
                 # The outcome is stored; the dead-letter copy must not hold up the next batch.
-                task = asyncio.create_task(self.publisher.publish(dead, self.settings.dlq_topic))
+                task = asyncio.create_task(self._dead_letter(dead))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+
+    async def _dead_letter(self, messages: list[dict[str, Any]]) -> None:
+        """Publish the dead-letter copies, then mark them sent; until then the re-publisher
+        sends any still owed once they are due (so a copy may go out twice)."""
+        if not await self.publisher.publish(messages, self.settings.dlq_topic):
+            return
+        ids = [m["event_id"] for m in messages]
+        try:
+            async with self.res.db.transaction() as tx:
+                await deliveries.dead_letters_sent(tx, ids)
+        except TRANSIENT_ERRORS as exc:
+            self.log.bind(action="db_error").warning("dead-letter copies not marked sent: {}", exc)
 
     def _report(self, item: Held, a: Attempt, result: Result, stored: bool, now: datetime) -> None:
         metrics = self.res.metrics

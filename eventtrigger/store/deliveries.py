@@ -139,6 +139,28 @@ async def _insert_history(tx: Tx, attempts: Sequence[Attempt]) -> None:
     await tx.execute(Q["deliveries.insert_history"].format(values=values), args)
 
 
+async def owe_dead_letters(tx: Tx, ids: Sequence[str], due_at: datetime) -> None:
+    """Final failures just stored (same transaction): their dead-letter copies are owed,
+    by the worker at once and, if it has not sent them by `due_at`, by the re-publisher."""
+    for chunk in _chunks(sorted(ids)):
+        await tx.execute(in_list(Q["deliveries.owe_dead_letters"], chunk), (due_at, *chunk))
+
+
+async def dead_letters_sent(tx: Tx, ids: Sequence[str]) -> None:
+    for chunk in _chunks(sorted(ids)):
+        await tx.execute(in_list(Q["deliveries.dead_letters_sent"], chunk), chunk)
+
+
+async def take_dead_letters(tx: Tx, now: datetime, again_at: datetime, limit: int) -> list[Row]:
+    """Lock failed events whose dead-letter copy is owed and due, and push it to `again_at`
+    (sent again then if this publish fails too)."""
+    rows = await tx.fetch_all(Q["deliveries.select_dead_letters"], (now, limit))
+    if rows:
+        ids = [r["id"] for r in rows]
+        await tx.execute(in_list(Q["deliveries.postpone_dead_letters"], ids), (again_at, *ids))
+    return [decode_event(r) for r in rows]
+
+
 async def mark_failed(tx: Tx, failed: Sequence[tuple[NewEvent, str]], now: datetime) -> None:
     """Make just-inserted events final failures with the given error (never published)."""
     for event, error in failed:

@@ -77,7 +77,7 @@ async def finish(db: Database, ids: Sequence[str], status: str = "success") -> N
 
 # Columns that only matter while an event is in flight (the delivery lease); the archive
 # holds finished events and has no such column.
-IN_FLIGHT_ONLY = ("lease_owner",)
+IN_FLIGHT_ONLY = ("lease_owner", "dlq_due_at")  # hot-table bookkeeping the archive lacks
 
 
 async def rows(db: Database, table: str) -> dict[str, Row]:

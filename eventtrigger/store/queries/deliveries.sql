@@ -72,6 +72,27 @@ FOR UPDATE SKIP LOCKED;
 -- name: set_deadline
 UPDATE event_logs SET next_attempt_at = %s, lease_owner = NULL WHERE id IN ({ids});
 
+-- name: owe_dead_letters
+-- In the transaction that stores final failures: their dead-letter copies are owed.
+UPDATE event_logs SET dlq_due_at = %s WHERE id IN ({ids}) AND status = 'failure';
+
+-- name: dead_letters_sent
+UPDATE event_logs SET dlq_due_at = NULL WHERE id IN ({ids});
+
+-- name: select_dead_letters
+-- Dead-letter copies still owed when due: the worker that stored the failure died (or
+-- its publish failed) before Kafka had the copy.
+SELECT id, trigger_id, trigger_type, source, is_test_run, scheduled_at, fired_at, payload,
+       request, attempts, last_status_code, last_error
+FROM event_logs
+WHERE dlq_due_at <= %s
+ORDER BY dlq_due_at
+LIMIT %s
+FOR UPDATE SKIP LOCKED;
+
+-- name: postpone_dead_letters
+UPDATE event_logs SET dlq_due_at = %s WHERE id IN ({ids});
+
 -- name: mark_failed
 -- An event that can never be delivered (its occurrence could not be fired): final at once.
 UPDATE event_logs SET status = 'failure', last_error = %s, next_attempt_at = NULL,

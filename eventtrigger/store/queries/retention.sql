@@ -3,9 +3,10 @@
 
 -- name: select_movable
 -- Only finished events move: one still being retried stays where the worker updates it
--- (the archived view reads it from the hot table until it finishes).
+-- (the archived view reads it from the hot table until it finishes), and so does a
+-- failure whose dead-letter copy is still owed (the re-publisher reads it there).
 SELECT id FROM event_logs
-WHERE fired_at < %s AND status IN ('success', 'failure')
+WHERE fired_at < %s AND status IN ('success', 'failure') AND dlq_due_at IS NULL
 ORDER BY fired_at
 LIMIT %s
 FOR UPDATE SKIP LOCKED;
