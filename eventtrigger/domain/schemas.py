@@ -53,6 +53,33 @@ _COMMON: dict[str, Schema] = {
     "retry": RETRY,
 }
 _PAYLOAD: Schema = {"description": "Any JSON; sent as the request body.", "default": None}
+# Scheduling policies (scheduled types; contract v1.1). Absent fields take the defaults.
+_POLICIES: dict[str, Schema] = {
+    "misfire": {
+        "enum": ["fire_once", "skip", "fire_all"],
+        "default": "fire_once",
+        "description": "For an occurrence found more than misfire_grace late (e.g. after an "
+        "outage): `fire_once` fires the latest missed occurrence once, `skip` fires none of "
+        "them, `fire_all` fires each missed occurrence (the first 100); then the schedule "
+        "continues with the next future occurrence.",
+    },
+    "misfire_grace": {**DURATION, "default": "60s", "description": "0s to 1d."},
+    "auto_pause_after": {
+        "type": ["integer", "null"],
+        "minimum": 1,
+        "maximum": 1000,
+        "default": None,
+        "description": "Pause the trigger after this many consecutive final delivery "
+        "failures of its scheduled events (`paused_reason` says why).",
+    },
+}
+_JITTER: Schema = {
+    **DURATION,
+    "default": "0s",
+    "description": "Each occurrence fires at a fixed pseudo-random offset in [0, jitter) "
+    "after its nominal time, derived from the trigger id and that time. At most half of "
+    "`every` (interval) or 1h (cron).",
+}
 
 
 def _config(specific: dict[str, Schema], required: list[str], description: str) -> Schema:
@@ -72,7 +99,12 @@ CONFIG_SCHEMAS: dict[str, Schema] = {
         "Fires when JSON that passes `schema` is POSTed to the trigger's webhook URL.",
     ),
     "time_scheduled": _config(
-        {"run_at": TIMESTAMP, "run_in": {**DURATION, "writeOnly": True}, "payload": _PAYLOAD},
+        {
+            "run_at": TIMESTAMP,
+            "run_in": {**DURATION, "writeOnly": True},
+            "payload": _PAYLOAD,
+            **_POLICIES,
+        },
         [],
         "Fires once, at `run_at`, or `run_in` after saving (exactly one of the two).",
     ),
@@ -87,6 +119,8 @@ CONFIG_SCHEMAS: dict[str, Schema] = {
             "start_at": TIMESTAMP,
             "end_at": TIMESTAMP,
             "payload": _PAYLOAD,
+            **_POLICIES,
+            "jitter": _JITTER,
         },
         ["cron"],
         "Fires on a cron schedule in a time zone.",
@@ -97,6 +131,8 @@ CONFIG_SCHEMAS: dict[str, Schema] = {
             "start_at": {**TIMESTAMP, "description": "Anchor; defaults to the creation time."},
             "end_at": TIMESTAMP,
             "payload": _PAYLOAD,
+            **_POLICIES,
+            "jitter": _JITTER,
         },
         ["every"],
         "Fires at start_at + k*every.",

@@ -40,6 +40,7 @@ DEFAULT_RETRY = {"max_attempts": 5, "initial_delay": "2s", "max_delay": "5m"}
 MIN_TIMEOUT, MAX_TIMEOUT = timedelta(milliseconds=100), timedelta(minutes=2)
 MIN_INITIAL_DELAY, MAX_DELAY_CAP = timedelta(milliseconds=100), timedelta(hours=1)
 MIN_EVERY = timedelta(seconds=1)
+MAX_MISFIRE_GRACE, MAX_CRON_JITTER = timedelta(days=1), timedelta(hours=1)
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 header field name
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
 # We set these ourselves on every delivery; a user value would break signing or framing.
@@ -132,6 +133,7 @@ def normalise_config(kind: str, config: Any, now: datetime, limits: Limits) -> d
         checker.interval(config, out)
     if kind in SCHEDULED_TYPES:
         out["payload"] = config.get("payload")
+        checker.policies(kind, config, out)
         if not checker.errors and first_fire(kind, out, now) is None:
             field = "config.end_at" if out.get("end_at") else f"config.{_SCHEDULE_FIELD[kind]}"
             checker.errors.append(FieldError(field, "the schedule has no future occurrence"))
@@ -323,6 +325,25 @@ class _Checker:
         out["cron"] = " ".join(config["cron"].split())
         out["timezone"] = timezone
         self.bounds(config, out)
+
+    def policies(self, kind: str, config: dict[str, Any], out: dict[str, Any]) -> None:
+        """Scheduling policies: kept only when given (absent ones take their defaults)."""
+        if "misfire" in config:
+            out["misfire"] = config["misfire"]
+        if "misfire_grace" in config:
+            grace = self.duration(
+                config["misfire_grace"], "config.misfire_grace", timedelta(0), MAX_MISFIRE_GRACE
+            )
+            out["misfire_grace"] = format_duration(grace)
+        if "auto_pause_after" in config:
+            out["auto_pause_after"] = config["auto_pause_after"]
+        if "jitter" in config:
+            if kind == "interval_scheduled" and "every" in out:
+                high = parse_duration(out["every"]) / 2
+            else:
+                high = MAX_CRON_JITTER
+            jitter = self.duration(config["jitter"], "config.jitter", timedelta(0), high)
+            out["jitter"] = format_duration(jitter)
 
     def interval(self, config: dict[str, Any], out: dict[str, Any]) -> None:
         every = self.duration(config["every"], "config.every", MIN_EVERY, None)

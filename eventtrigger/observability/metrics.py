@@ -126,6 +126,16 @@ class Metrics:
             "eventtrigger_replays_total", "Events created by replaying an earlier event",
             registry=r,
         )  # fmt: skip
+        self.misfires = Counter(
+            "eventtrigger_misfires_total",
+            "Occurrences found more than their misfire grace late, by the policy applied",
+            ["policy"], registry=r,
+        )  # fmt: skip
+        self.auto_paused = Counter(
+            "eventtrigger_auto_paused_total",
+            "Triggers paused after auto_pause_after consecutive final failures",
+            registry=r,
+        )
         self.recent_lateness = RecentWindow()
         self.recent_delivery = RecentWindow()
         r.register(_RecentQuantiles(

@@ -38,9 +38,9 @@ from eventtrigger.domain.jobs import (
     request_snapshot,
     scheduled_time,
 )
-from eventtrigger.domain.triggers import next_fire
 from eventtrigger.ids import new_id
 from eventtrigger.resources import Resources
+from eventtrigger.roles import occurrences
 from eventtrigger.store import deliveries, schedules
 from eventtrigger.store.db import TRANSIENT_ERRORS, retry_conflicts
 from eventtrigger.store.schedules import Due
@@ -172,7 +172,7 @@ class Scheduler:
     async def _fire(self, ids: list[int]) -> None:
         events: list[NewEvent] = []
         broken: list[tuple[NewEvent, str]] = []
-        upcoming: list[tuple[str, datetime]] = []
+        upcoming: list[tuple[str, datetime, datetime]] = []
         finished: list[str] = []
         again: list[int] = []
         async with self.res.db.transaction() as tx:
@@ -187,9 +187,8 @@ class Scheduler:
                 if d.trigger_status != "active":
                     continue  # paused or edited since the claim: completed, not fired
                 try:
-                    event = _event(d, now, deadline)
-                    # After a late firing, continue from the next future occurrence.
-                    nxt = next_fire(d.trigger_type, d.config, max(d.fire_at, now))
+                    # Misfire and jitter policies decide what fires and what comes next.
+                    fired, nxt, plan = occurrences.fire(d, now, deadline)
                 except Exception as exc:  # one bad occurrence must not block its batch
                     if d.attempt_count < MAX_FIRE_ATTEMPTS:
                         again.append(d.id)
@@ -199,11 +198,17 @@ class Scheduler:
                     else:
                         broken.append((_failed_event(d, now), _schedule_error(exc)))
                     continue
-                events.append(event)
+                events.extend(fired)
+                if plan.misfired:
+                    self.res.metrics.misfires.labels(plan.policy).inc()
+                    self.log.bind(
+                        action="misfire", trigger_id=d.trigger_id, policy=plan.policy,
+                        fired=len(fired), fire_at=str(d.fire_at),
+                    ).warning("occurrence found past its misfire grace")  # fmt: skip
                 if nxt is None:
                     finished.append(d.trigger_id)
                 else:
-                    upcoming.append((d.trigger_id, nxt))
+                    upcoming.append((d.trigger_id, *nxt))
             await schedules.record_firing(
                 tx,
                 events=[*events, *(e for e, _ in broken)],
@@ -300,21 +305,6 @@ class Scheduler:
                 action="dead_letter_republished", trigger_id=m["trigger_id"],
                 event_id=m["event_id"], attempt=m["attempt"],
             ).info("dead-letter copy re-published")  # fmt: skip
-
-
-def _event(d: Due, now: datetime, deadline: datetime) -> NewEvent:
-    return NewEvent(
-        id=new_id(now),
-        trigger_id=d.trigger_id,
-        trigger_type=d.trigger_type,
-        source="scheduled",
-        scheduled_at=d.fire_at,
-        fired_at=now,
-        payload=d.config.get("payload"),
-        request=request_snapshot(d.config, d.signing_secret),
-        next_attempt_at=deadline,
-        occurrence_id=d.id,
-    )
 
 
 def _failed_event(d: Due, now: datetime) -> NewEvent:

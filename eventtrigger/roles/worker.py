@@ -45,7 +45,7 @@ from eventtrigger.domain.durations import parse_duration
 from eventtrigger.domain.jobs import scheduled_time
 from eventtrigger.domain.triggers import parse_iso
 from eventtrigger.resources import Resources
-from eventtrigger.store import deliveries
+from eventtrigger.store import autopause, deliveries
 from eventtrigger.store.db import TRANSIENT_ERRORS, retry_conflicts
 from eventtrigger.store.deliveries import Attempt
 
@@ -401,23 +401,28 @@ class Worker:
 
             attempts = [a for _, a, _ in batch]
 
-            async def store(attempts: list[Attempt] = attempts, now: datetime = now) -> list[bool]:
+            async def store(
+                attempts: list[Attempt] = attempts, now: datetime = now
+            ) -> tuple[list[bool], list[str]]:
                 async with self.res.db.transaction() as tx:
                     stored = await deliveries.record_attempts(tx, attempts, now)
+                    # Counted with the outcomes, in their transaction: once each.
+                    done = [a for a, ok in zip(attempts, stored, strict=True) if ok]
                     # The dead-letter copies are owed with the failures, in one commit, so
                     # a crash before they are published cannot lose them.
-                    failed = [
-                        a.event_id
-                        for a, ok in zip(attempts, stored, strict=True)
-                        if ok and a.status == "failure"
-                    ]
+                    failed = [a.event_id for a in done if a.status == "failure"]
                     await deliveries.owe_dead_letters(tx, failed, now + self.lease)
-                    return stored
+                    return stored, await autopause.record(tx, done, now)
 
             try:
-                stored = await self._db(store)
+                stored, paused = await self._db(store)
             except Stopping:
                 return  # unsettled: their offsets stay open and Kafka redelivers them
+            for trigger_id in paused:
+                self.res.metrics.auto_paused.inc()
+                self.log.bind(action="auto_paused", trigger_id=trigger_id).warning(
+                    "trigger paused after consecutive failed deliveries"
+                )
             dead = []
             for (item, attempt, result), ok in zip(batch, stored, strict=True):
                 self._report(item, attempt, result, ok, now)

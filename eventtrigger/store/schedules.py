@@ -30,6 +30,7 @@ class Due:
     # The current secret and, during a rotation's grace, the previous one: what
     # `request_snapshot` takes (the name predates rotation).
     signing_secret: SigningKeys
+    nominal_at: datetime | None = None  # the schedule's time; fire_at adds the jitter
 
 
 async def claim(
@@ -64,6 +65,7 @@ async def lock_for_fire(tx: Tx, ids: Sequence[int], owner: str) -> list[Due]:
                 r["previous_signing_secret"],
                 read_time(r["previous_secret_expires_at"]),
             ),
+            nominal_at=read_time(r["nominal_at"]),
         )
         for r in rows
     ]
@@ -74,7 +76,7 @@ async def record_firing(
     *,
     events: Sequence[NewEvent],
     done: Sequence[int],
-    upcoming: Sequence[tuple[str, datetime]],
+    upcoming: Sequence[tuple[str, datetime, datetime]],  # (trigger id, fire_at, nominal)
     finished: Sequence[str],
     now: datetime,
 ) -> None:
@@ -84,7 +86,8 @@ async def record_firing(
     if done:
         await tx.execute(in_list(Q["schedules.complete"], done), (now, *done))
     await tx.executemany(
-        Q["triggers.insert_occurrence"], [(t, at, "pending", now, now) for t, at in upcoming]
+        Q["triggers.insert_occurrence"],
+        [(t, at, nominal, "pending", now, now) for t, at, nominal in upcoming],
     )
     if finished:
         await tx.execute(in_list(Q["schedules.complete_triggers"], finished), (now, *finished))

@@ -10,8 +10,10 @@ from datetime import datetime
 from typing import Any
 
 from eventtrigger.clock import Clock
+from eventtrigger.domain.policies import fire_time
 from eventtrigger.domain.signing import SigningKeys
 from eventtrigger.domain.triggers import PatchPlan
+from eventtrigger.store import autopause
 from eventtrigger.store.db import Database, Row, Tx, read_json, read_time, write_json
 from eventtrigger.store.events import in_list
 from eventtrigger.store.queries import Q
@@ -32,6 +34,7 @@ class TriggerRecord:
     created_at: datetime
     updated_at: datetime
     next_fire_at: datetime | None
+    paused_reason: str | None = None  # why the platform paused it (auto-pause); else None
 
     @property
     def signing(self) -> SigningKeys:
@@ -59,6 +62,7 @@ def _record(row: Row) -> TriggerRecord:
         created_at=created,
         updated_at=updated,
         next_fire_at=read_time(row["next_fire_at"]),
+        paused_reason=row.get("paused_reason"),
     )
 
 
@@ -87,7 +91,7 @@ class TriggerStore:
                  webhook_token, now, now),
             )  # fmt: skip
             if first_fire is not None and status == "active":
-                await add_occurrence(tx, trigger_id, first_fire, now)
+                await add_occurrence(tx, trigger_id, first_fire, now, config)
             return await _select(tx, trigger_id)
 
         record = await self.db.run(work)
@@ -187,8 +191,14 @@ async def lock_pending(tx: Tx, trigger_id: str) -> None:
         await tx.fetch_all(in_list(Q["triggers.lock_occurrences"], ids), ids)
 
 
-async def add_occurrence(tx: Tx, trigger_id: str, fire_at: datetime, now: datetime) -> None:
-    await tx.execute(Q["triggers.insert_occurrence"], (trigger_id, fire_at, "pending", now, now))
+async def add_occurrence(
+    tx: Tx, trigger_id: str, nominal: datetime, now: datetime, config: dict[str, Any] | None = None
+) -> None:
+    """The occurrence at `nominal`, firing at nominal plus the trigger's jitter offset."""
+    fire_at = fire_time(trigger_id, config or {}, nominal)
+    await tx.execute(
+        Q["triggers.insert_occurrence"], (trigger_id, fire_at, nominal, "pending", now, now)
+    )
 
 
 async def cancel_occurrences(tx: Tx, trigger_id: str, now: datetime) -> None:
@@ -240,8 +250,10 @@ async def _apply_patch(
         version=plan.version,
         now=now,
     )
+    if plan.status == "active" and row["status"] != "active":
+        await autopause.clear(tx, trigger_id)  # resumed: the reason goes, counting restarts
     if plan.reschedule:
         await cancel_occurrences(tx, trigger_id, now)
         if plan.next_fire_at is not None:
-            await add_occurrence(tx, trigger_id, plan.next_fire_at, now)
+            await add_occurrence(tx, trigger_id, plan.next_fire_at, now, plan.config)
     return await _select(tx, trigger_id)

@@ -123,7 +123,7 @@ async def test_create_time_scheduled_with_run_at_fires_at_run_at_in_utc(
     body = trigger_body("time_scheduled", run_in=None, run_at=given, payload=payload)
     created, _ = await _post(client, body)
 
-    assert set(created) == BASE_KEYS | {"next_fire_at"}
+    assert set(created) == BASE_KEYS | {"next_fire_at", "paused_reason"}
     assert created["config"] == {
         "endpoint": ENDPOINT,
         **COMMON_DEFAULTS,
@@ -161,7 +161,7 @@ async def test_create_cron_5_fields_in_a_timezone_fires_at_next_local_match(
     body = trigger_body("cron_scheduled", cron="0  12 * * *", timezone="Asia/Kolkata")
     created, created_at = await _post(client, body)
 
-    assert set(created) == BASE_KEYS | {"next_fire_at"}
+    assert set(created) == BASE_KEYS | {"next_fire_at", "paused_reason"}
     assert created["config"] == {
         "endpoint": ENDPOINT,
         **COMMON_DEFAULTS,
@@ -242,7 +242,7 @@ async def test_create_interval_without_start_at_fires_one_every_after_creation(
 ) -> None:
     created, created_at = await _post(client, trigger_body("interval_scheduled", every="5m"))
 
-    assert set(created) == BASE_KEYS | {"next_fire_at"}
+    assert set(created) == BASE_KEYS | {"next_fire_at", "paused_reason"}
     assert created["config"] == {
         "endpoint": ENDPOINT,
         **COMMON_DEFAULTS,

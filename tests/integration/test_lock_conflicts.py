@@ -153,7 +153,8 @@ async def _with_history(db: Database, fired: int) -> tuple[str, list[int]]:
     """A trigger with `fired` completed occurrences and one pending; the completed ids."""
     trigger_id = await _trigger(db, NOW + timedelta(hours=1))
     rows = [
-        (trigger_id, NOW - timedelta(minutes=i), "completed", NOW, NOW) for i in range(1, fired + 1)
+        (trigger_id, NOW - timedelta(minutes=i), None, "completed", NOW, NOW)
+        for i in range(1, fired + 1)
     ]
     async with db.transaction() as tx:
         await tx.executemany(Q["triggers.insert_occurrence"], rows)

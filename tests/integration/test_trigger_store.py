@@ -205,6 +205,7 @@ async def test_an_occurrence_cancelled_by_an_edit_is_revived_when_the_schedule_r
         await cancel_occurrences(tx, trigger_id, NOW)
     async with db.transaction() as tx:  # the scheduler's multi-row insert of next ones
         await tx.executemany(
-            Q["triggers.insert_occurrence"], [(trigger_id, cancelled_at, "pending", NOW, NOW)]
+            Q["triggers.insert_occurrence"],
+            [(trigger_id, cancelled_at, cancelled_at, "pending", NOW, NOW)],
         )
     assert await _occurrences(db, trigger_id) == [(cancelled_at, "pending")]

@@ -416,7 +416,13 @@ def openapi_document(public_url: str) -> dict[str, Any]:
                 "next_fire_at": {
                     "type": ["string", "null"],
                     "format": "date-time",
-                    "description": "Scheduled triggers only; null when none is pending.",
+                    "description": "Scheduled triggers only; null when none is pending. "
+                    "With `config.jitter`, the next occurrence's nominal time plus its offset.",
+                },
+                "paused_reason": {
+                    "type": ["string", "null"],
+                    "description": "Scheduled triggers only: why the platform paused the "
+                    "trigger (`config.auto_pause_after`); null otherwise. Resuming clears it.",
                 },
                 "created_at": {"type": "string", "format": "date-time"},
                 "updated_at": {"type": "string", "format": "date-time"},

@@ -60,6 +60,7 @@ def trigger_json(record: TriggerRecord, public_url: str) -> dict[str, Any]:
     body["signing_secret"] = record.signing_secret
     if record.type in SCHEDULED_TYPES:
         body["next_fire_at"] = None if record.next_fire_at is None else iso(record.next_fire_at)
+        body["paused_reason"] = record.paused_reason  # set by auto-pause; resuming clears it
     body["created_at"] = iso(record.created_at)
     body["updated_at"] = iso(record.updated_at)
     return body

@@ -30,7 +30,7 @@ SELECT id, fire_at FROM trigger_schedules WHERE id IN ({ids});
 -- claim has cancelled or removed the row, or the lease went to another scheduler.
 -- The previous signing secret goes along only while a rotation's grace still covers the
 -- fire time (the worker re-checks the expiry at each attempt).
-SELECT s.id, s.trigger_id, s.fire_at, s.attempt_count, t.type, t.status, t.config,
+SELECT s.id, s.trigger_id, s.fire_at, s.nominal_at, s.attempt_count, t.type, t.status, t.config,
        t.signing_secret,
        IF(t.previous_secret_expires_at > s.fire_at, t.previous_signing_secret, NULL)
          AS previous_signing_secret,

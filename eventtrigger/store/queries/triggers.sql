@@ -9,7 +9,7 @@ VALUES (%s, %s, %s, %s, %s, %s, %s, 1, %s, %s);
 -- next_fire_at is derived from the pending occurrence, so it can never disagree with it.
 SELECT t.id, t.name, t.type, t.status, t.config, t.signing_secret, t.webhook_token,
        t.previous_signing_secret, t.previous_secret_expires_at, t.version,
-       t.created_at, t.updated_at,
+       t.paused_reason, t.created_at, t.updated_at,
        (SELECT MIN(s.fire_at) FROM trigger_schedules s
          WHERE s.trigger_id = t.id AND s.status IN ('pending', 'processing')) AS next_fire_at
 FROM triggers t
@@ -19,7 +19,7 @@ WHERE t.id = %s;
 -- A webhook call: the token is the URL's secret (uq_triggers_webhook_token, ascii_bin).
 SELECT t.id, t.name, t.type, t.status, t.config, t.signing_secret, t.webhook_token,
        t.previous_signing_secret, t.previous_secret_expires_at, t.version,
-       t.created_at, t.updated_at, NULL AS next_fire_at
+       t.paused_reason, t.created_at, t.updated_at, NULL AS next_fire_at
 FROM triggers t
 WHERE t.webhook_token = %s;
 
@@ -44,7 +44,7 @@ SELECT id, name, type, status, config, version FROM triggers WHERE id = %s FOR U
 -- A filter given as NULL is constant-folded away by the optimizer.
 SELECT t.id, t.name, t.type, t.status, t.config, t.signing_secret, t.webhook_token,
        t.previous_signing_secret, t.previous_secret_expires_at, t.version,
-       t.created_at, t.updated_at,
+       t.paused_reason, t.created_at, t.updated_at,
        (SELECT MIN(s.fire_at) FROM trigger_schedules s
          WHERE s.trigger_id = t.id AND s.status IN ('pending', 'processing')) AS next_fire_at
 FROM triggers t
@@ -66,9 +66,10 @@ DELETE FROM triggers WHERE id = %s;
 -- one that a pause or edit cancelled revives the same row; one that is pending,
 -- processing or completed is left alone (it exists already, or it already fired).
 -- No placeholders after VALUES: asyncmy copies this clause as is into multi-row inserts.
-INSERT INTO trigger_schedules (trigger_id, fire_at, status, created_at, updated_at)
-VALUES (%s, %s, %s, %s, %s)
+INSERT INTO trigger_schedules (trigger_id, fire_at, nominal_at, status, created_at, updated_at)
+VALUES (%s, %s, %s, %s, %s, %s)
 ON DUPLICATE KEY UPDATE
+  nominal_at = IF(status = 'cancelled', VALUES(nominal_at), nominal_at),
   lease_owner = IF(status = 'cancelled', NULL, lease_owner),
   lease_until = IF(status = 'cancelled', NULL, lease_until),
   updated_at = IF(status = 'cancelled', created_at, updated_at),
