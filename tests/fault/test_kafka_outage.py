@@ -131,7 +131,7 @@ async def test_broker_stop_loses_nothing_and_the_backlog_drains_after_it_returns
             achieved_rate=round(load.achieved_rate, 1),
             accepted=len(accepted),
             never_delivered=len(missing),
-            stuck_rows=dict(states),
+            stuck_rows={f"{status}/{attempts}": n for (status, attempts), n in states.items()},
             publish_failed_out_of_order=wedged,
             down_s=round(back_at - stopping, 1),
         )
