@@ -62,6 +62,13 @@ def replay_event(
     )
 
 
+def replayable(original: dict[str, Any]) -> bool:
+    """Whether the event was ever sendable: one recorded as failed because its schedule
+    could not be computed has no request snapshot to send again."""
+    request = original.get("request")
+    return isinstance(request, dict) and "url" in request and "method" in request
+
+
 def bulk_errors(body: dict[str, Any]) -> list[FieldError]:
     """What JSON Schema cannot say about a bulk replay: at least one filter."""
     if any(body.get(name) is not None for name in FILTERS):

@@ -159,3 +159,20 @@ async def test_bulk_invalid_bodies_are_400_naming_the_field(
     async with db.connection() as tx:
         row = await tx.fetch_one("SELECT COUNT(*) AS n FROM event_logs")
     assert row is not None and row["n"] == 1  # nothing replayed
+
+
+async def test_an_event_that_was_never_sendable_is_409_and_skipped_in_bulk(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    """A scheduled event recorded as failed because its schedule could not be computed
+    has no request snapshot: there is nothing to send again."""
+    broken = await add(db, H, trigger_id=UNKNOWN_ID, status="failure")
+    fine = await add(db, H / 2, trigger_id=UNKNOWN_ID, status="failure")
+    async with db.connection() as tx:
+        await tx.execute("UPDATE event_logs SET request = '{}' WHERE id = %s", (broken.id,))
+
+    assert_problem(await client.post(f"{EVENTS}/{broken.id}/replay"), 409)
+    bulk = await client.post(f"{EVENTS}/replay", json={"trigger_id": UNKNOWN_ID})
+    assert bulk.status_code == 202, bulk.text
+    [only] = bulk.json()["event_ids"]
+    assert (await client.get(f"{EVENTS}/{only}")).json()["replay_of"] == fine.id

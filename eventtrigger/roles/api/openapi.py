@@ -270,6 +270,7 @@ def _event_paths() -> dict[str, Any]:
                     "202": _json({"$ref": "#/components/schemas/EventId"}, "Replay fired."),
                     "401": unauthorised,
                     "404": _problem("No such event, or past the total retention window."),
+                    "409": _problem("The event was never sent (its schedule failed)."),
                 },
             },
         },

@@ -52,6 +52,10 @@ class ReplayRoutes:
         )
         if row is None or self.windows.view_of(row["fired_at"], self.res.clock.now()) is None:
             raise Problem(404, f"No event with id {event_id!r}.")
+        if not replay.replayable(row):
+            raise Problem(
+                409, "This event was never sent (its schedule failed); nothing to replay."
+            )
         [new] = await self._replay([row])
         return json_response({"event_id": new}, 202)
 
@@ -76,7 +80,8 @@ class ReplayRoutes:
             where=EventFilter(trigger_id=body.get("trigger_id"), status=body.get("status")),
             limit=int(body.get("limit", replay.DEFAULT_BULK)),
         )
-        return json_response({"event_ids": await self._replay(rows)}, 202)
+        sendable = [r for r in rows if replay.replayable(r)]  # schedule errors: skipped
+        return json_response({"event_ids": await self._replay(sendable)}, 202)
 
     async def _replay(self, originals: Sequence[Row]) -> list[str]:
         """Store one replay per original in one transaction, then publish them."""
