@@ -252,13 +252,14 @@ class Scheduler:
         )
 
     def _observe_lateness(self, messages: list[dict[str, Any]]) -> float:
-        """Scheduled time to this publish, once per published first attempt (a re-publish
-        after a crash or a lost message too: that lateness is the one that matters);
-        retries are left out, their scheduled time is the firing's. The worst, in s."""
+        """Scheduled time to this publish, once per published first attempt of a scheduled
+        firing (a re-publish after a crash or a lost message too: that lateness is the one
+        that matters). Retries are left out, their scheduled time is the firing's, and so
+        are webhook calls and test runs, which have no schedule. The worst, in s."""
         published_at = self.res.clock.now()
         worst = 0.0
         for m in messages:
-            if m["attempt"] != 1:
+            if m["attempt"] != 1 or m["source"] != "scheduled":
                 continue
             lateness = max(0.0, (published_at - scheduled_time(m)).total_seconds())
             self.res.metrics.observe_lateness(lateness)

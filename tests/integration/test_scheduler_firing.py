@@ -1,6 +1,6 @@
 """The scheduler against the real database, with a clock the test moves: a firing reads
 the time after it holds its locks, and the fire-lateness histogram sees every publish of a
-first attempt, re-publishes included."""
+scheduled firing's first attempt, re-publishes included."""
 
 from __future__ import annotations
 
@@ -110,23 +110,24 @@ async def test_a_firing_that_waits_for_a_lock_reads_the_time_after_it(
     assert read_time(row["next_attempt_at"]) == fired_at + migrated.recovery_after
 
 
-async def test_every_publish_of_a_first_attempt_is_observed_re_publishes_included(
+async def test_every_publish_of_a_scheduled_first_attempt_is_observed_re_publishes_included(
     migrated: Settings, db: Database
 ) -> None:
     lease = migrated.recovery_after
 
-    def event(attempts: int) -> NewEvent:
+    def event(source: str = "scheduled") -> NewEvent:
         return NewEvent(
-            id=new_id(NOW), trigger_id=new_id(NOW), trigger_type="interval_scheduled",
-            source="scheduled", scheduled_at=NOW, fired_at=NOW, payload=None,
+            id=new_id(NOW), trigger_id=new_id(NOW),
+            trigger_type="interval_scheduled" if source == "scheduled" else "webhook",
+            source=source, scheduled_at=NOW, fired_at=NOW, payload=None,
             request={**{k: CONFIG[k] for k in ("method", "headers", "timeout", "retry")},
                      "url": CONFIG["endpoint"], "signing_secret": new_signing_secret()},
             next_attempt_at=NOW + lease, occurrence_id=None,
         )  # fmt: skip
 
-    first, retry = event(0), event(1)
+    first, retry, webhook_call = event(), event(), event("api")
     async with db.transaction() as tx:
-        await insert_events(tx, [first, retry], NOW)
+        await insert_events(tx, [first, retry, webhook_call], NOW)
         await tx.execute(
             "UPDATE event_logs SET status = 'retrying', attempts = 1 WHERE id = %s", (retry.id,)
         )
@@ -142,10 +143,10 @@ async def test_every_publish_of_a_first_attempt_is_observed_re_publishes_include
 
     late = (lease + timedelta(seconds=1)).total_seconds()
     await scheduler._republish(clock.now())  # the first publish was lost (or the process died)
-    assert len(scheduler.publisher.sent) == 2  # type: ignore[attr-defined]
-    assert observed() == (1, late)  # the first attempt, not the retry
+    assert len(scheduler.publisher.sent) == 3  # type: ignore[attr-defined]
+    assert observed() == (1, late)  # the scheduled first attempt: no retry, no webhook call
 
     clock.advance(lease + timedelta(seconds=1))  # lost again: re-published again
     await scheduler._republish(clock.now())
-    assert len(scheduler.publisher.sent) == 4  # type: ignore[attr-defined]
+    assert len(scheduler.publisher.sent) == 6  # type: ignore[attr-defined]
     assert observed() == (2, late + late + (lease + timedelta(seconds=1)).total_seconds())
