@@ -15,7 +15,12 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    KafkaError,
+    OutOfOrderSequenceNumber,
+    TopicAlreadyExistsError,
+    UnknownProducerId,
+)
 from loguru import logger
 
 from eventtrigger import __version__
@@ -23,6 +28,8 @@ from eventtrigger.config import Settings
 from eventtrigger.domain.jobs import message_key
 
 PUBLISH_TIMEOUT = 10.0
+# Errors after which an idempotent producer never sends again: it must be replaced.
+POISON = (OutOfOrderSequenceNumber, UnknownProducerId)
 OUTBOX_BATCH = 2000  # jobs per background publish
 OUTBOX_LIMIT = 50_000  # jobs queued for the background publisher; beyond, the rows cover them
 
@@ -94,8 +101,12 @@ class Publisher:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=list(settings.kafka_bootstrap),
+        self._producer = self._make()
+        self._renewing = asyncio.Lock()
+
+    def _make(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            bootstrap_servers=list(self._settings.kafka_bootstrap),
             client_id=f"eventtrigger-{__version__}",
             enable_idempotence=True,
             acks="all",
@@ -111,6 +122,25 @@ class Publisher:
     async def stop(self) -> None:
         await self._producer.stop()
 
+    async def _renew(self, broken: AIOKafkaProducer, reason: BaseException) -> None:
+        """Replace a producer whose idempotence state is poisoned.
+
+        A batch in flight when the broker stops can leave the producer's sequence numbers
+        out of step with the restarted broker: every later send then fails with
+        OutOfOrderSequenceNumber, for ever (the fault tests saw it). A new producer gets a
+        new producer id and starts its sequences afresh; the jobs that failed keep their
+        rows' deadlines and are re-published.
+        """
+        async with self._renewing:
+            if self._producer is not broken:
+                return  # another publish already renewed it
+            fresh = self._make()
+            await fresh.start()
+            self._producer = fresh
+        logger.bind(action="producer_renewed").warning("Kafka producer replaced after {!r}", reason)
+        with contextlib.suppress(KafkaError, OSError, TimeoutError):
+            await broken.stop()
+
     async def publish(self, messages: Sequence[dict[str, Any]], topic: str | None = None) -> bool:
         """Send a batch as one pipelined produce and wait for every ack; False (logged) if
         any failed.
@@ -123,6 +153,7 @@ class Publisher:
             return True
         topic = topic or self._settings.kafka_topic
         failures: list[BaseException] = []
+        producer = self._producer
         try:
             async with asyncio.timeout(PUBLISH_TIMEOUT):
                 acks = []
@@ -130,9 +161,7 @@ class Publisher:
                     # Each message on its own: one that fails (too large, say) must not
                     # hold back the rest of the batch.
                     try:
-                        acks.append(
-                            await self._producer.send(topic, orjson.dumps(m), key=message_key(m))
-                        )
+                        acks.append(await producer.send(topic, orjson.dumps(m), key=message_key(m)))
                     except KafkaError as exc:
                         failures.append(exc)
                 results = await asyncio.gather(*acks, return_exceptions=True)
@@ -140,6 +169,10 @@ class Publisher:
             results = [exc]
         failures += [r for r in results if isinstance(r, BaseException)]
         if failures:
+            poisoned = [f for f in failures if isinstance(f, POISON)]
+            if poisoned:
+                with contextlib.suppress(KafkaError, OSError, TimeoutError):
+                    await self._renew(producer, poisoned[0])
             logger.bind(action="publish_failed", topic=topic).warning(
                 "could not publish {} of {} job(s): {!r}; they will be re-published",
                 len(failures), len(messages), failures[0],
