@@ -630,3 +630,14 @@ async def test_deleted_triggers_events_stay_listed_and_readable(
     assert [(i["trigger_id"], i["trigger_type"], i["counts"]["total"]) for i in aggregate] == [
         (trigger["id"], "webhook", 2)
     ]
+
+
+@pytest.mark.parametrize("odd", ["6³$", "ü" * 30, "x" * 300, "01M8S0VEFR8MF5331MYVK9M46J'--"])
+async def test_a_trigger_id_filter_no_trigger_can_have_is_an_empty_page_not_a_5xx(
+    client: httpx.AsyncClient, db: Database, odd: str
+) -> None:
+    """Found by schemathesis: a non-ASCII id reached MariaDB as a collation error (1267),
+    which was answered as 503 "database unavailable"."""
+    response = await client.get(EVENTS, params={"trigger_id": odd})
+    assert response.status_code == 200, response.text
+    assert response.json() == {"items": [], "next_cursor": None}
