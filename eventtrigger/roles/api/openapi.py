@@ -223,7 +223,8 @@ def _event_paths() -> dict[str, Any]:
                 ],
                 "responses": {
                     "200": _json(
-                        {"oneOf": [_ref("EventPage"), _ref("TriggerCountsPage")]},
+                        # anyOf: an empty page is both an event page and a counts page.
+                        {"anyOf": [_ref("EventPage"), _ref("TriggerCountsPage")]},
                         "A page of events, or of per-trigger counts with aggregate=trigger.",
                     ),
                     "400": _ERRORS["400"],
