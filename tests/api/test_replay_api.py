@@ -130,8 +130,11 @@ async def test_bulk_replays_matching_events_oldest_first_up_to_limit(
     assert len(originals) == 3  # wanted[3] itself is at `until`: excluded
 
 
-async def test_bulk_with_nothing_matching_is_202_with_no_ids(client: httpx.AsyncClient) -> None:
-    answer = await client.post(f"{EVENTS}/replay", json={"trigger_id": UNKNOWN_ID})
+@pytest.mark.parametrize("trigger_id", [UNKNOWN_ID, "nope", "é" * 26, "😀"])
+async def test_bulk_with_nothing_matching_is_202_with_no_ids(
+    client: httpx.AsyncClient, trigger_id: str
+) -> None:
+    answer = await client.post(f"{EVENTS}/replay", json={"trigger_id": trigger_id})
     assert answer.status_code == 202, answer.text
     assert answer.json() == {"event_ids": []}
 

@@ -71,13 +71,18 @@ class ReplayRoutes:
             raise Problem(
                 400, "The request has invalid fields.", [FieldError("until", "must be after since")]
             )
+        trigger_id = body.get("trigger_id")
+        if trigger_id is not None and not looks_like_id(trigger_id):
+            # Not one of our ids, so nothing matches (and a non-ASCII one must never reach
+            # the ASCII column: a collation error there would be a 503).
+            return json_response({"event_ids": []}, 202)
         now = self.res.clock.now()
         lower = self.windows.kept_since(now)
         rows = await eventlog.replay_sources(
             self.res.db,
             lower=lower if since is None else max(lower, since),
             upper=until or FAR_FUTURE,
-            where=EventFilter(trigger_id=body.get("trigger_id"), status=body.get("status")),
+            where=EventFilter(trigger_id=trigger_id, status=body.get("status")),
             limit=int(body.get("limit", replay.DEFAULT_BULK)),
         )
         sendable = [r for r in rows if replay.replayable(r)]  # schedule errors: skipped
