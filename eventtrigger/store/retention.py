@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from eventtrigger.store.db import Database, Tx
 from eventtrigger.store.events import in_list
@@ -25,47 +26,51 @@ def minute_of(value: datetime) -> int:
     return int((value - EPOCH).total_seconds() // 60)
 
 
+async def _batch(db: Database, select: str, args: tuple[Any, ...], steps: tuple[str, ...]) -> int:
+    """One bounded batch in one transaction: `select` names up to a batch of event ids,
+    then each of `steps` runs over exactly those ids; how many there were."""
+
+    async def work(tx: Tx) -> int:
+        ids = [r["id"] for r in await tx.fetch_all(Q[select], args)]
+        for step in steps if ids else ():
+            await tx.execute(in_list(Q[step], ids), ids)
+        return len(ids)
+
+    return await db.run(work)
+
+
 async def move_batch(db: Database, before: datetime, limit: int = BATCH) -> int:
     """Copy up to `limit` finished events fired before `before` to the archive and delete
     them from the hot table, in one transaction; how many moved."""
-
-    async def work(tx: Tx) -> int:
-        rows = await tx.fetch_all(Q["retention.select_movable"], (before, limit))
-        ids = [r["id"] for r in rows]
-        if ids:
-            await tx.execute(in_list(Q["retention.count_moving"], ids), ids)
-            await tx.execute(in_list(Q["retention.copy_to_archive"], ids), ids)
-            await tx.execute(in_list(Q["retention.delete_moved"], ids), ids)
-        return len(ids)
-
-    return await db.run(work)
+    return await _batch(
+        db,
+        "retention.select_movable",
+        (before, limit),
+        ("retention.count_moving", "retention.copy_to_archive", "retention.delete_moved"),
+    )
 
 
 async def _delete_archive_batch(db: Database, before: datetime) -> int:
-    async def work(tx: Tx) -> int:
-        rows = await tx.fetch_all(Q["retention.select_expired_archive"], (before, BATCH))
-        ids = [r["id"] for r in rows]
-        if ids:
-            await tx.execute(in_list(Q["retention.uncount_expired"], ids), ids)
-            await tx.execute(in_list(Q["retention.delete_attempts"], ids), ids)
-            await tx.execute(in_list(Q["retention.delete_expired_archive"], ids), ids)
-        return len(ids)
-
-    return await db.run(work)
+    return await _batch(
+        db,
+        "retention.select_expired_archive",
+        (before, BATCH),
+        (
+            "retention.uncount_expired",
+            "retention.delete_attempts",
+            "retention.delete_expired_archive",
+        ),
+    )
 
 
 async def _delete_hot_batch(db: Database, before: datetime) -> int:
     """Expired events still in the hot table (never moved), with their attempts."""
-
-    async def work(tx: Tx) -> int:
-        rows = await tx.fetch_all(Q["retention.select_expired_hot"], (before, BATCH))
-        ids = [r["id"] for r in rows]
-        if ids:
-            await tx.execute(in_list(Q["retention.delete_attempts"], ids), ids)
-            await tx.execute(in_list(Q["retention.delete_expired_hot"], ids), ids)
-        return len(ids)
-
-    return await db.run(work)
+    return await _batch(
+        db,
+        "retention.select_expired_hot",
+        (before, BATCH),
+        ("retention.delete_attempts", "retention.delete_expired_hot"),
+    )
 
 
 async def _delete_batch(db: Database, query: str, before: datetime) -> int:
