@@ -33,6 +33,7 @@ from eventtrigger.ids import new_id
 from eventtrigger.store import series
 from eventtrigger.store.db import Database
 from tests.conftest import TEST_API_KEY
+from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.e2e.conftest import (
     Sink,
     create_trigger,
@@ -42,17 +43,6 @@ from tests.e2e.conftest import (
 )
 from tests.process import EventtriggerProcess
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'"

@@ -16,20 +16,10 @@ from playwright.async_api import ConsoleMessage, Error, async_playwright
 
 from eventtrigger.store.db import Database
 from tests.conftest import TEST_API_KEY
+from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.e2e.conftest import Sink, create_trigger, event_rows, fire_webhook, wait_until
 from tests.process import EventtriggerProcess
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # Tile (data-metric) -> where /api/v1/stats has the same figure.
 TILES = {
     "jobs.pending": ("jobs", "pending"),
