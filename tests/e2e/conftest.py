@@ -14,7 +14,7 @@ import hmac
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +47,19 @@ class Script:
     """Answers for a path, in order; the last one repeats."""
 
     answers: list[tuple[int, dict[str, str], float]] = field(default_factory=list)
+
+
+async def serve_every_path(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]], host: str
+) -> tuple[web.AppRunner, int]:
+    """Serve `handler` for every method and path on a free port of `host`."""
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, 0)
+    await site.start()
+    return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
 
 class Sink:
@@ -101,13 +114,7 @@ class Sink:
         return web.Response(status=status, headers=headers, text="sink")
 
     async def start(self) -> None:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await serve_every_path(self._handle, "127.0.0.1")
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -22,7 +22,7 @@ import pytest
 from aiohttp import web
 
 from eventtrigger.store.db import Database
-from tests.e2e.conftest import Sink, create_trigger, event_rows, wait_until
+from tests.e2e.conftest import Sink, create_trigger, event_rows, serve_every_path, wait_until
 from tests.fault.conftest import client, quantile, record_result
 from tests.fault.load import Load
 from tests.process import EventtriggerProcess
@@ -74,13 +74,7 @@ class ChaosEndpoint:
         return web.Response(text="ok")
 
     async def start(self) -> None:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.2", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await serve_every_path(self._handle, "127.0.0.2")
 
     async def stop(self) -> None:
         if self._runner is not None:
