@@ -135,15 +135,6 @@ async def test_broker_stop_loses_nothing_and_the_backlog_drains_after_it_returns
             publish_failed_out_of_order=wedged,
             down_s=round(back_at - stopping, 1),
         )
-        if states.keys() == {("pending", 0)} and wedged >= 3:
-            # Known bug, hit when a produce is in flight as the broker stops (not every run,
-            # so not a strict xfail): the idempotent producer gets OutOfOrderSequenceNumber
-            # on every publish after the broker is back and never recovers.
-            pytest.xfail(
-                f"bug: {len(missing)} of {len(accepted)} firings stuck 'pending': after the "
-                f"broker restart every publish fails with OutOfOrderSequenceNumber ({wedged} "
-                "publish_failed lines); eventtrigger/bus.py keeps the wedged idempotent producer"
-            )
         actions = Counter(line.get("action") for line in lines)
         raise AssertionError(
             f"{len(missing)} of {len(accepted)} accepted firings never delivered; their rows "
