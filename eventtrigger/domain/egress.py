@@ -85,10 +85,16 @@ def refusal(address: IPAddress, allowed: Iterable[IPNetwork]) -> str | None:
     if isinstance(address, ipaddress.IPv6Address):
         # Python calls 2002:7f00:1:: (6to4 for 127.0.0.1) global: the address it carries
         # is judged as if it were the target itself, and named in the message.
-        for form, inner in _embedded(address):
+        carried = _embedded(address)
+        for form, inner in carried:
             if not _allowed(inner, allowed) and (kind := _kind(inner)) is not None:
                 what = f"{address} carries {inner} ({form}), a"
                 break
+        if kind is None and any(form != "IPv4-compatible" for form, _ in carried):
+            # A tunnel address (6to4, Teredo) goes where the IPv4 it carries goes, so that
+            # alone decides; Python's own verdict on the outer prefix changed between 3.11
+            # patch releases (Debian's 3.11.2 calls all of 2002::/16 private).
+            return None
     kind = kind or _kind(address)
     if kind is None:
         return None

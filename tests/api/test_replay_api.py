@@ -150,6 +150,8 @@ async def test_bulk_with_nothing_matching_is_202_with_no_ids(
         ({"status": "done"}, "status"),
         ({"since": "yesterday"}, "since"),
         ({"until": "2026-01-01T00:00:00"}, "until"),  # no offset
+        ({"since": "0001-01-01T00:00:00+01:00"}, "since"),  # before year 1 in UTC
+        ({"until": "9999-12-31T23:59:59-01:00"}, "until"),  # after year 9999 in UTC
         ({"since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"}, "until"),
         ({"trigger_id": UNKNOWN_ID, "view": "archived"}, "view"),  # unknown field
     ],

@@ -157,8 +157,10 @@ async def _stop_while_the_database_is_down(
     proxy: _Proxy,
 ) -> None:
     url = urlsplit(env["EVENTTRIGGER_DATABASE_URL"])
+    # Same user and password (compose's database has one), the proxy's address.
+    userinfo = url.netloc.rpartition("@")[0] or "root"
     env["EVENTTRIGGER_DATABASE_URL"] = urlunsplit(
-        url._replace(netloc=f"root@127.0.0.1:{proxy.port}")
+        url._replace(netloc=f"{userinfo}@127.0.0.1:{proxy.port}")
     )
     proc = launch(env=env)
     async with api(proc) as client:

@@ -144,12 +144,13 @@ def _time(body: dict[str, Any], name: str) -> datetime | None:
         return None
     try:
         value = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
-    except ValueError:
-        value = None
-    if value is None or value.tzinfo is None:
+        if value.tzinfo is None:
+            raise ValueError("no offset")
+        # Year 1 or 9999 with an offset leaves datetime's range when moved to UTC.
+        return value.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise Problem(
             400,
             "The request has invalid fields.",
             [FieldError(name, "expected RFC 3339 with an offset")],
-        )
-    return value.astimezone(UTC)
+        ) from None
