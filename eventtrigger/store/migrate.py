@@ -5,8 +5,10 @@ install (a wheel, the container image) carries them.
 
 Safe from several containers at once: a named lock (GET_LOCK) serialises runners, and the
 `schema_migrations` table records what is applied, so a second run is a no-op. MySQL
-commits DDL implicitly, so a file is recorded right after its last statement succeeds;
-our DDL uses IF NOT EXISTS so a file interrupted half-way can simply run again.
+commits DDL implicitly, so a file is recorded right after its last statement succeeds.
+Files that only create tables use IF NOT EXISTS and can simply run again if interrupted;
+MySQL 8.4 has no `ADD COLUMN IF NOT EXISTS`, so a file of several ALTERs interrupted
+half-way (a full disk, say) needs its applied part undone by hand before `migrate` again.
 """
 
 from __future__ import annotations
