@@ -5,7 +5,7 @@ edits and deletes lock only a trigger's pending occurrences, not its history."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import asyncmy
 import pytest
@@ -17,17 +17,10 @@ from eventtrigger.store.db import Database, Row, Tx
 from eventtrigger.store.queries import Q
 from eventtrigger.store.triggers import TriggerStore, apply_patch
 
-NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-CONFIG = {
-    "endpoint": "https://example.com/hook",
-    "method": "POST",
-    "headers": {},
-    "timeout": "10s",
-    "retry": {"max_attempts": 5, "initial_delay": "2s", "max_delay": "5m"},
-    "every": "1m",
-    "start_at": "2026-03-01T12:00:00Z",
-    "payload": None,
-}
+# The interval config and clock the trigger store's tests use.
+from tests.integration.test_trigger_store import INTERVAL as CONFIG
+from tests.integration.test_trigger_store import NOW
+
 # Longer than any statement here takes, far shorter than InnoDB's 50 s lock wait: a
 # statement that has to wait for the other transaction's locks fails the test quickly.
 NO_WAIT = 5.0

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from eventtrigger.bus import Publisher
@@ -24,17 +24,9 @@ from eventtrigger.store.db import Database, read_time
 from eventtrigger.store.events import insert_events
 from eventtrigger.store.triggers import TriggerStore
 
-NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-CONFIG = {
-    "endpoint": "https://example.com/hook",
-    "method": "POST",
-    "headers": {},
-    "timeout": "10s",
-    "retry": {"max_attempts": 5, "initial_delay": "2s", "max_delay": "5m"},
-    "every": "1m",
-    "start_at": "2026-03-01T12:00:00Z",
-    "payload": None,
-}
+# The interval config and clock the trigger store's tests use.
+from tests.integration.test_trigger_store import INTERVAL as CONFIG
+from tests.integration.test_trigger_store import NOW
 
 
 class RecordingPublisher(Publisher):
