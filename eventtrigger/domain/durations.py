@@ -6,6 +6,7 @@ delays) and anything else that takes a duration, so the grammar is the same ever
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from datetime import timedelta
@@ -18,6 +19,10 @@ class DurationError(ValueError):
     """The text is not a duration we understand."""
 
 
+# The worker parses a job's timeout and retry delays on every attempt, and users write a
+# handful of distinct values: remembering them saved ~4% of a busy worker (py-spy, S4).
+# `typed`, so True is never taken for a cached 1.
+@functools.lru_cache(maxsize=1024, typed=True)
 def parse_duration(text: str | int | float) -> timedelta:
     """Parse `text` into a timedelta; raise DurationError with a readable reason."""
     if isinstance(text, bool):

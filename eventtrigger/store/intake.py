@@ -6,11 +6,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from eventtrigger.domain.jobs import NewEvent
 from eventtrigger.store.db import Database, Row, Tx
 from eventtrigger.store.events import insert_events
 from eventtrigger.store.queries import Q
+from eventtrigger.store.triggers import Fingerprint, fingerprints
 
 
 @dataclass(frozen=True)
@@ -22,11 +24,38 @@ class Key:
     digest: str
 
 
-async def insert(tx: Tx, items: Sequence[tuple[NewEvent, Key | None]], now: datetime) -> list[bool]:
-    """Insert the events (and their keys); per item, False if its key was taken already
-    (by an earlier call, or by an earlier item of this batch): then no event is inserted.
+@dataclass(frozen=True)
+class Call:
+    """One event to store, with its Idempotency-Key if any, and the fingerprint of the
+    trigger it was checked against when that came from a cache (None: checked in the
+    database already)."""
+
+    event: NewEvent
+    key: Key | None = None
+    expect: Fingerprint | None = None
+
+
+# Per call: stored; its key was taken already; or its trigger changed since the check.
+Outcome = Literal["stored", "taken", "stale"]
+
+
+async def insert(tx: Tx, calls: Sequence[Call], now: datetime) -> list[Outcome]:
+    """Insert the events (and their keys), in the order: stale checks, keys, events.
+
+    A call whose trigger no longer matches its fingerprint (paused, edited, deleted,
+    rotated since the cached read) stores nothing and takes no key; one whose key was
+    taken already (by an earlier call, or an earlier call of this batch) stores no event.
     """
-    keyed = [(e, k) for e, k in items if k is not None]
+    outcome: list[Outcome] = ["stored"] * len(calls)
+    checked = {c.event.trigger_id for c in calls if c.expect is not None}
+    if checked:
+        current = await fingerprints(tx, sorted(i for i in checked if i is not None))
+        for n, c in enumerate(calls):
+            if c.expect is not None and current.get(c.event.trigger_id or "") != c.expect:
+                outcome[n] = "stale"
+    keyed = [
+        (c.event, c.key) for c, o in zip(calls, outcome, strict=True) if c.key and o == "stored"
+    ]
     standing: dict[tuple[str, str], str] = {}
     if keyed:
         await tx.executemany(
@@ -36,9 +65,14 @@ async def insert(tx: Tx, items: Sequence[tuple[NewEvent, Key | None]], now: date
         args = [part for _, k in keyed for part in (k.scope, k.key)]
         for row in await tx.fetch_all(Q["idempotency.select_standing"].format(pairs=pairs), args):
             standing[(row["scope"], row["idem_key"])] = row["event_id"]
-    won = [k is None or standing.get((k.scope, k.key)) == e.id for e, k in items]
-    await insert_events(tx, [e for (e, _), ok in zip(items, won, strict=True) if ok], now)
-    return won
+    for n, c in enumerate(calls):
+        k = c.key
+        if outcome[n] == "stored" and k and standing.get((k.scope, k.key)) != c.event.id:
+            outcome[n] = "taken"
+    await insert_events(
+        tx, [c.event for c, o in zip(calls, outcome, strict=True) if o == "stored"], now
+    )
+    return outcome
 
 
 async def earlier(db: Database, key: Key, horizon: datetime) -> Row | None:

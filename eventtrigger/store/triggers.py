@@ -4,7 +4,7 @@ Writes go through `Database.run`, so a lost lock race is run again, not answered
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -42,6 +42,38 @@ class TriggerRecord:
         return SigningKeys(
             self.signing_secret, self.previous_signing_secret, self.previous_secret_expires_at
         )
+
+
+# What a webhook call depends on beyond the trigger's id: a call checked against a cached
+# record is stored only if these are unchanged (status, version, URL token, secrets).
+Fingerprint = tuple[str, int, str | None, str, str | None, datetime | None]
+
+
+def fingerprint(record: TriggerRecord) -> Fingerprint:
+    return (
+        record.status,
+        record.version,
+        record.webhook_token,
+        record.signing_secret,
+        record.previous_signing_secret,
+        record.previous_secret_expires_at,
+    )
+
+
+async def fingerprints(tx: Tx, ids: Sequence[str]) -> dict[str, Fingerprint]:
+    """The current fingerprint of each of these triggers that still exists."""
+    rows = await tx.fetch_all(in_list(Q["triggers.select_fingerprints"], ids), list(ids))
+    return {
+        row["id"]: (
+            row["status"],
+            int(row["version"]),
+            row["webhook_token"],
+            row["signing_secret"],
+            row["previous_signing_secret"],
+            read_time(row["previous_secret_expires_at"]),
+        )
+        for row in rows
+    }
 
 
 def _record(row: Row) -> TriggerRecord:

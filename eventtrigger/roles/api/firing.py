@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import jsonschema_rs
@@ -43,8 +43,8 @@ from eventtrigger.roles.api.problems import Problem
 from eventtrigger.roles.api.triggers import limits
 from eventtrigger.store import intake
 from eventtrigger.store.db import retry_conflicts
-from eventtrigger.store.intake import Key
-from eventtrigger.store.triggers import TriggerRecord, TriggerStore
+from eventtrigger.store.intake import Call, Key, Outcome
+from eventtrigger.store.triggers import TriggerRecord, TriggerStore, fingerprint
 
 _IDEMPOTENCY_KEY_CHARS = frozenset(chr(c) for c in range(0x21, 0x7F))
 # Webhook URL tokens: base64url (new ones, 32 characters) or a trigger id (URLs made
@@ -70,6 +70,31 @@ class ValidatorCache:
         return validator
 
 
+class TokenCache:
+    """Active webhook triggers by URL token, so a call needs no query of its own.
+
+    A cached record is never trusted alone: the group commit that stores the call checks
+    the trigger's fingerprint (status, version, token, secrets) in the same transaction,
+    and a call whose trigger changed is answered from a fresh read instead. A cache entry
+    can therefore be old but never make a call land that a fresh read would refuse.
+    """
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._size = size
+        self._records: dict[str, TriggerRecord] = {}
+
+    def get(self, token: str) -> TriggerRecord | None:
+        return self._records.get(token)
+
+    def put(self, token: str, record: TriggerRecord) -> None:
+        if len(self._records) >= self._size:
+            self._records.pop(next(iter(self._records)))
+        self._records[token] = record
+
+    def drop(self, token: str) -> None:
+        self._records.pop(token, None)
+
+
 def payload_errors(validator: Any, payload: Any, root: str) -> list[FieldError]:
     deep = depth_errors(payload, root)
     if deep:
@@ -85,27 +110,29 @@ class FiringRoutes:
         self.res = res
         self.store = TriggerStore(res.db)
         self.validators = ValidatorCache()
-        self.writes: GroupCommit[tuple[NewEvent, Key | None], bool] = GroupCommit(self._store)
+        self.writes: GroupCommit[Call, Outcome] = GroupCommit(self._store)
         self.outbox = Outbox(res.jobs) if res.publisher is not None else None
+        self.tokens = TokenCache()
 
-    async def _store(self, items: Sequence[tuple[NewEvent, Key | None]]) -> list[bool]:
-        async def once() -> list[bool]:
+    async def _store(self, calls: Sequence[Call]) -> list[Outcome]:
+        async def once() -> list[Outcome]:
             now = self.res.clock.now()
             async with self.res.db.transaction() as tx:
-                return await intake.insert(tx, items, now)
+                return await intake.insert(tx, calls, now)
 
         return await retry_conflicts(once)
 
-    async def _fire(self, event: NewEvent, key: Key | None = None) -> str | None:
-        """Store the event (and its key), answer, publish after; the event id, or None if
-        the key was taken already."""
+    async def _fire(self, call: Call) -> Outcome:
+        """Store the event (and its key), answer, publish after."""
+        event = call.event
         size = job_bytes(event.payload, event.request)
         if size > MAX_JOB_BYTES:
             raise Problem(
                 413, f"This payload makes a {size}-byte job; at most {MAX_JOB_BYTES} fit."
             )
-        if not await self.writes.submit((event, key)):
-            return None
+        outcome = await self.writes.submit(call)
+        if outcome != "stored":
+            return outcome
         if self.outbox is not None:
             self.outbox.send([job_message(event_dict(event))])
         logger.bind(
@@ -115,7 +142,7 @@ class FiringRoutes:
             attempt=1,
             source=event.source,
         ).info("fired")
-        return event.id
+        return outcome
 
     def _event(
         self,
@@ -146,7 +173,37 @@ class FiringRoutes:
         # The path holds the URL's secret token, not the trigger id; it is never logged
         # nor echoed (the middleware masks it in the access log).
         token = request.path_params["token"]
+        parsed: list[Any] = []  # the body, read once whichever record it is checked by
+
+        async def payload() -> Any:
+            if not parsed:
+                parsed.append(await read_json(request, self.res.settings.max_body_bytes))
+            return parsed[0]
+
+        cached = self.tokens.get(token)
+        if cached is not None:
+            answer = await self._accept(request, cached, payload, cached=True)
+            if answer is not None:
+                return answer
+            self.tokens.drop(token)  # the trigger changed since it was cached
         record = await self.store.get_by_token(token) if _TOKEN.fullmatch(token) else None
+        if record is not None and record.type == "webhook" and record.status == "active":
+            self.tokens.put(token, record)
+        answer = await self._accept(request, record, payload, cached=False)
+        assert answer is not None  # only a cached record's answer can be deferred
+        return answer
+
+    async def _accept(
+        self,
+        request: Request,
+        record: TriggerRecord | None,
+        payload: Callable[[], Awaitable[Any]],
+        *,
+        cached: bool,
+    ) -> Response | None:
+        """Answer a webhook call checked by `record`; None when `record` came from the
+        cache and may be out of date (the trigger changed, or the payload fails its
+        schema, which an edit may have changed): the caller reads it afresh."""
         if record is None or record.type != "webhook":
             raise Problem(404, "No webhook trigger at this URL.")
         if record.status != "active":
@@ -158,33 +215,40 @@ class FiringRoutes:
                 "Invalid header.",
                 [FieldError("Idempotency-Key", "use 1-255 visible ASCII characters")],
             )
-        payload = await read_json(request, self.res.settings.max_body_bytes)
-        errors = payload_errors(self.validators.get(record), payload, "$")
+        body = await payload()
+        errors = payload_errors(self.validators.get(record), body, "$")
         if errors:
+            if cached:
+                return None
             raise Problem(400, "The payload does not match the trigger's schema.", errors)
         event = self._event(
             record_id=record.id,
             kind="webhook",
             source="api",
-            payload=payload,
+            payload=body,
             request=request_snapshot(record.config, record.signing),
             test=False,
         )
+        expect = fingerprint(record) if cached else None
         if key is None:
-            return json_response({"event_id": await self._fire(event)}, 202)
+            if await self._fire(Call(event, None, expect)) == "stale":
+                return None
+            return json_response({"event_id": event.id}, 202)
         # Canonical JSON, so a repeat that differs only in spacing or key order matches.
-        digest = hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        digest = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
         idem = Key(record.id, key, digest)
         earlier = await self._earlier(idem)
         if earlier is not None:
             return earlier
-        event_id = await self._fire(event, idem)
-        if event_id is None:  # a concurrent call with the same key was stored first
+        outcome = await self._fire(Call(event, idem, expect))
+        if outcome == "stale":
+            return None
+        if outcome == "taken":  # a concurrent call with the same key was stored first
             earlier = await self._earlier(idem)
             if earlier is None:
                 raise RuntimeError("an Idempotency-Key was taken, then not found")
             return earlier
-        return json_response({"event_id": event_id}, 202)
+        return json_response({"event_id": event.id}, 202)
 
     async def _earlier(self, key: Key) -> Response | None:
         """The answer for a repeated Idempotency-Key within the retention window, if any."""
@@ -227,7 +291,8 @@ class FiringRoutes:
             request=request_snapshot(record.config, record.signing),
             test=True,
         )
-        return json_response({"event_id": await self._fire(event)}, 202)
+        await self._fire(Call(event))
+        return json_response({"event_id": event.id}, 202)
 
     async def test_run(self, request: Request) -> Response:
         require_key(request, self.res.settings)
@@ -263,5 +328,5 @@ class FiringRoutes:
             request=request_snapshot(config, secret),
             test=True,
         )
-        event_id = await self._fire(event)
-        return json_response({"event_id": event_id, "signing_secret": secret}, 202)
+        await self._fire(Call(event))
+        return json_response({"event_id": event.id, "signing_secret": secret}, 202)

@@ -107,7 +107,7 @@ class ReplayRoutes:
 
         async def store() -> None:
             async with self.res.db.transaction() as tx:
-                await intake.insert(tx, [(e, None) for e in events], now)
+                await intake.insert(tx, [intake.Call(e) for e in events], now)
 
         await retry_conflicts(store)
         if self.outbox is not None:

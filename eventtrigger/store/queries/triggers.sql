@@ -23,6 +23,14 @@ SELECT t.id, t.name, t.type, t.status, t.config, t.signing_secret, t.webhook_tok
 FROM triggers t
 WHERE t.webhook_token = %s;
 
+-- name: select_fingerprints
+-- A group of webhook calls checked against cached triggers: what a call depends on
+-- (status, version, URL token, signing secrets), read in the calls' transaction.
+SELECT id, status, version, webhook_token, signing_secret, previous_signing_secret,
+       previous_secret_expires_at
+FROM triggers
+WHERE id IN ({ids});
+
 -- name: set_webhook_token
 -- Rotation: the old token stops matching the moment this commits.
 UPDATE triggers SET webhook_token = %s, updated_at = %s WHERE id = %s AND type = 'webhook';
