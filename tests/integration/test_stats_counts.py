@@ -92,3 +92,26 @@ async def test_the_archive_is_never_counted_row_by_row(db: Database) -> None:
                 assert all(int(p["rows"]) < 100 for p in plan), (query, plan)
     snap = await take_snapshot(db, WINDOWS, NOW)
     assert snap.events == {"active": 0, "archived": 3000}
+
+
+async def test_the_keeper_recounts_the_windows_only_as_often_as_their_cost_allows(
+    db: Database,
+) -> None:
+    """A count that took 1 s waits 10 s (RECOUNT_SHARE 0.1) before the next one; the cheap
+    figures are read afresh every time meanwhile."""
+    from eventtrigger.observability import stats
+    from eventtrigger.observability.metrics import Metrics
+
+    ticks = iter([0.0, 1.0, 5.0, 11.0, 11.5])  # start and end of the 1st, 2nd start, ...
+    keeper = stats.StatsKeeper(db, WINDOWS, Metrics(), stopwatch=lambda: next(ticks))
+    first = await keeper.refresh(NOW)  # counts (took 1 s): next count due at 10 s
+    assert first.events == {"active": 0, "archived": 0}
+
+    await insert(db, [new_event(NOW - M, n=1)])
+    carried = await keeper.refresh(NOW)  # at 5 s: window counts carried over
+    assert carried.events == {"active": 0, "archived": 0}
+    assert carried.jobs["events_pending"] == 1  # the cheap figures are fresh
+
+    recounted = await keeper.refresh(NOW)  # at 11 s: counted again
+    assert recounted.events == {"active": 1, "archived": 0}
+    assert recounted.outcomes["pending"] == 1
