@@ -9,7 +9,7 @@ GC_YOUNG = 10_000
 
 
 def tune_gc() -> None:
-    """Fewer, smaller garbage-collection passes for the roles that handle bursts.
+    """Fewer, smaller garbage-collection passes: every role handles bursts.
 
     A burst allocates many short-lived objects per job (requests, headers, rows, log
     records). With CPython's defaults the collector ran 120+ times during S1b's

@@ -26,7 +26,7 @@ from eventtrigger.observability.health import Check, Health
 from eventtrigger.observability.metrics import Metrics
 from eventtrigger.observability.stats import StatsKeeper
 from eventtrigger.resources import Resources
-from eventtrigger.roles import retention, scheduler, worker
+from eventtrigger.roles import retention, scheduler, tune_gc, worker
 from eventtrigger.roles.api.app import build_app
 from eventtrigger.store.db import TRANSIENT_ERRORS, Database
 
@@ -130,6 +130,10 @@ async def run(settings: Settings, roles: tuple[str, ...]) -> None:
         access_log=False,
         timeout_graceful_shutdown=int(settings.shutdown_grace.total_seconds()) or None,
     )
+    # Whatever the roles: a burst of webhook calls allocates per call as much as firing
+    # and delivering do per job. Now that the long-lived objects (pools, clients, app)
+    # exist, so the collector stops walking them.
+    tune_gc()
     logger.bind(action="started", roles=list(roles)).info(
         "eventtrigger serving {} on {}:{}", ",".join(roles), settings.http_host, settings.http_port
     )

@@ -40,7 +40,7 @@ from eventtrigger.domain.jobs import (
 )
 from eventtrigger.ids import new_id
 from eventtrigger.resources import Resources
-from eventtrigger.roles import occurrences, tune_gc
+from eventtrigger.roles import occurrences
 from eventtrigger.store import deliveries, schedules
 from eventtrigger.store.db import TRANSIENT_ERRORS, retry_conflicts
 from eventtrigger.store.schedules import Due
@@ -66,7 +66,6 @@ class Scheduler:
         self._wake = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
-        tune_gc()  # firing a burst allocates as much per job as delivering it (see there)
         self.log.bind(action="role_started").info("scheduler {} started", self.owner)
         # Re-publishing has its own loop: a slow or unreachable Kafka must never delay
         # claiming or firing, which is what keeps firings on time.

@@ -45,7 +45,6 @@ from eventtrigger.domain.durations import parse_duration
 from eventtrigger.domain.jobs import scheduled_time
 from eventtrigger.domain.triggers import parse_iso
 from eventtrigger.resources import Resources
-from eventtrigger.roles import tune_gc
 from eventtrigger.store import autopause, deliveries
 from eventtrigger.store.db import TRANSIENT_ERRORS, retry_conflicts
 from eventtrigger.store.deliveries import Attempt
@@ -171,7 +170,6 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         self._stop = stop
-        tune_gc()  # a burst's garbage collection was a fifth of its time (see there)
         await self.deliverer.start()
         await self.consumer.start()
         await self._await_topic(stop)

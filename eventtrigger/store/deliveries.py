@@ -170,7 +170,10 @@ async def mark_failed(tx: Tx, failed: Sequence[tuple[NewEvent, str]], now: datet
 async def take_due(tx: Tx, now: datetime, deadline: datetime, limit: int) -> list[Row]:
     """Lock unfinished events whose deadline passed and push their deadline to `deadline`
     (no lease: whichever worker gets the re-published job takes it)."""
-    rows = await tx.fetch_all(Q["deliveries.select_due"], (now, limit))
+    rows: list[Row] = []
+    for status in ("pending", "retrying"):  # the oldest first within each (see the query)
+        if len(rows) < limit:
+            rows += await tx.fetch_all(Q["deliveries.select_due"], (status, now, limit - len(rows)))
     if rows:
         ids = [r["id"] for r in rows]
         await tx.execute(in_list(Q["deliveries.set_deadline"], ids), (deadline, *ids))

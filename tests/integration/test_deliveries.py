@@ -127,3 +127,31 @@ async def test_a_job_handed_back_is_due_at_the_time_given_and_free_to_claim(db: 
     assert read_time(row["next_attempt_at"]) == soon
     # Any worker may take it at once (a redelivery), or the re-publisher at `soon`.
     assert await _claim(db, [event_id], "worker-b", NOW) == {event_id}
+
+
+async def test_the_re_publisher_takes_due_jobs_of_both_kinds_oldest_first_up_to_its_limit(
+    db: Database,
+) -> None:
+    ids = await _events(db, 6)
+    plan = [  # (status, next_attempt_at): four pending and two retries, one not yet due
+        ("pending", NOW + 3 * LEASE),
+        ("pending", NOW + LEASE),
+        ("pending", NOW + 2 * LEASE),
+        ("retrying", NOW + 2 * LEASE),
+        ("retrying", NOW + LEASE),
+        ("retrying", NOW + 9 * LEASE),
+    ]
+    async with db.transaction() as tx:
+        for event_id, (status, due_at) in zip(ids, plan, strict=True):
+            await tx.execute(
+                "UPDATE event_logs SET status = %s, next_attempt_at = %s WHERE id = %s",
+                (status, due_at, event_id),
+            )
+    at = NOW + 3 * LEASE
+    async with db.transaction() as tx:
+        first = [r["id"] for r in await deliveries.take_due(tx, at, at + LEASE, 4)]
+    async with db.transaction() as tx:
+        second = [r["id"] for r in await deliveries.take_due(tx, at, at + LEASE, 4)]
+
+    assert first == [ids[1], ids[2], ids[0], ids[4]]  # pending by deadline, then retries
+    assert second == [ids[3]]  # the rest that was due; ids[5] is not due yet
