@@ -278,7 +278,7 @@ class Bench:
                 return r.status, data, elapsed
         except (aiohttp.ClientError, TimeoutError) as exc:
             # Status 0: no HTTP answer at all; the kind is kept for the report.
-            self.conn_errors[type(exc).__name__] += 1
+            self.conn_errors[f"{type(exc).__name__}: {exc}"[:120]] += 1
             return 0, None, time.perf_counter() - started
 
     async def create_many(self, bodies: list[dict[str, Any]]) -> dict[str, Any]:

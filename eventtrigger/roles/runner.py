@@ -30,6 +30,7 @@ from eventtrigger.roles import retention, scheduler, tune_gc, worker
 from eventtrigger.roles.api.app import build_app
 from eventtrigger.store.db import TRANSIENT_ERRORS, Database
 
+KEEP_ALIVE_SECONDS = 75
 Role = Callable[[Resources, asyncio.Event], Coroutine[Any, Any, None]]
 HEARTBEAT = 1.0
 KAFKA_ERRORS = (KafkaError, OSError)
@@ -128,6 +129,10 @@ async def run(settings: Settings, roles: tuple[str, ...]) -> None:
         lifespan="off",
         log_config=None,
         access_log=False,
+        # Longer than clients keep idle connections (aiohttp 15 s, load balancers 60 s):
+        # with uvicorn's 5 s, a client reusing a pooled connection just as we closed it
+        # got a reset instead of an answer (1 of 10,000 creates in bench S5).
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
         timeout_graceful_shutdown=int(settings.shutdown_grace.total_seconds()) or None,
     )
     # Whatever the roles: a burst of webhook calls allocates per call as much as firing

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import timedelta
 from typing import Any
@@ -233,3 +234,28 @@ async def test_docs_works_offline_from_assets_we_serve(anonymous: httpx.AsyncCli
         assert len(served.content) > 0, asset
     start = (await anonymous.get("/docs/assets/start.js")).text
     assert "/openapi.json" in start and "SwaggerUIBundle" in start
+
+
+async def test_an_idle_keep_alive_connection_still_answers_after_clients_pool_it(
+    server: EventtriggerProcess,
+) -> None:
+    """Clients keep idle connections for reuse (aiohttp 15 s, load balancers 60 s): the
+    server must not close one first, or a request sent on it as it closes gets a reset.
+    Idle past uvicorn's own default (5 s), the connection still carries a request."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    request = b"GET /health/live HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    try:
+        for n in range(2):
+            if n:
+                await asyncio.sleep(6)  # the idleness under test, not a wait for something
+            writer.write(request)
+            await writer.drain()
+            status = await asyncio.wait_for(reader.readline(), 5)
+            assert status.startswith(b"HTTP/1.1 200"), status
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            await reader.readexactly(length)
+    finally:
+        writer.close()
