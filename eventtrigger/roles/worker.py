@@ -109,6 +109,7 @@ class Held:
     # Offsets of copies of the same job that arrived while we held it: settled with it.
     twins: list[tuple[TopicPartition, int]] = field(default_factory=list)
     started: bool = False
+    counted: bool = False  # in its host's `held` count until settled
 
     @property
     def event_id(self) -> str:
@@ -302,9 +303,18 @@ class Worker:
     # -- per-host queues ------------------------------------------------------------------
 
     def _hold(self, item: Held) -> None:
+        earlier = self._held.get(item.event_id)
+        if earlier is not None and not earlier.started:
+            # A later attempt of a job still queued here (its lease lapsed and the row was
+            # re-published): the later one replaces it, and settles its offsets with it.
+            # One already in flight cannot be recalled; it settles on its own.
+            self._hosts[earlier.host].queue.remove(earlier)
+            self._uncount(earlier)
+            item.twins += [(earlier.tp, earlier.offset), *earlier.twins]
         self._held[item.event_id] = item
         host = self._hosts[item.host]
         host.held += 1
+        item.counted = True
         host.queue.append(item)
         self._waiting[item.host] = None
         self._dispatch()
@@ -499,11 +509,18 @@ class Worker:
             else:
                 log.bind(action="failed", error=result.error).warning("delivery failed for good")
 
+    def _uncount(self, item: Held) -> None:
+        if item.counted:
+            item.counted = False
+            self._hosts[item.host].held -= 1
+
     def _settle(self, item: Held) -> None:
         """The job's outcome is durable (or its row re-sends it): its offsets may commit."""
+        # Counted per item, not by who holds the event id: an attempt in flight when a
+        # later one of the same event arrived settles too, and must leave its host.
+        self._uncount(item)
         if self._held.get(item.event_id) is item:
             del self._held[item.event_id]
-            self._hosts[item.host].held -= 1
         self.offsets.done(item.tp, item.offset)
         for tp, offset in item.twins:
             self.offsets.done(tp, offset)
