@@ -37,6 +37,7 @@ async def test_a_cached_trigger_paused_since_refuses_the_next_call(
     assert paused.status_code == 200, paused.text
 
     assert_problem(await anonymous.post(trigger["webhook_url"], json={"n": 2}), 409)
+    assert_problem(await anonymous.post(trigger["webhook_url"], content=b"{"), 409)
 
     assert len(await _events(db, trigger["id"])) == 1
     resumed = await client.patch(f"{TRIGGERS}/{trigger['id']}", json={"status": "active"})
@@ -51,6 +52,11 @@ async def test_a_cached_trigger_deleted_since_answers_404_and_stores_nothing(
     assert (await client.delete(f"{TRIGGERS}/{trigger['id']}")).status_code == 204
 
     assert_problem(await anonymous.post(trigger["webhook_url"], json={"n": 2}), 404)
+    # A call that is bad in itself gets the same 404 a fresh read gives, not a 400.
+    not_json = await anonymous.post(
+        trigger["webhook_url"], content=b"{", headers={"Content-Type": "application/json"}
+    )
+    assert_problem(not_json, 404)
 
     assert len(await _events(db, trigger["id"])) == 1  # the warming call's only
 

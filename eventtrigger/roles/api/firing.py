@@ -173,19 +173,31 @@ class FiringRoutes:
         # The path holds the URL's secret token, not the trigger id; it is never logged
         # nor echoed (the middleware masks it in the access log).
         token = request.path_params["token"]
-        parsed: list[Any] = []  # the body, read once whichever record it is checked by
+        parsed: list[Any] = []  # the body (or why it is refused), read once for both tries
 
         async def payload() -> Any:
             if not parsed:
-                parsed.append(await read_json(request, self.res.settings.max_body_bytes))
+                try:
+                    parsed.append(await read_json(request, self.res.settings.max_body_bytes))
+                except Problem as exc:
+                    parsed.append(exc)
+            if isinstance(parsed[0], Problem):
+                raise parsed[0]
             return parsed[0]
 
         cached = self.tokens.get(token)
         if cached is not None:
-            answer = await self._accept(request, cached, payload, cached=True)
+            try:
+                answer = await self._accept(request, cached, payload, cached=True)
+            except Problem:
+                # The call itself is refused (body, header, size): answered after a fresh
+                # read, whose 404/409 for a trigger deleted or paused since come first.
+                answer = None
+            else:
+                if answer is None:
+                    self.tokens.drop(token)  # the trigger changed since it was cached
             if answer is not None:
                 return answer
-            self.tokens.drop(token)  # the trigger changed since it was cached
         record = await self.store.get_by_token(token) if _TOKEN.fullmatch(token) else None
         if record is not None and record.type == "webhook" and record.status == "active":
             self.tokens.put(token, record)
