@@ -1049,6 +1049,12 @@ async def run(args: argparse.Namespace) -> Path:
             api = f"http://127.0.0.1:{port}"
             for plat, plat_port in zip(plats, ports, strict=True):
                 await wait_healthy(http, f"http://127.0.0.1:{plat_port}", plat, 90)
+            # A port free when picked may be taken by someone else before our process
+            # binds it (it then exits, and the other server answered /health): check.
+            await asyncio.sleep(1)
+            for plat in plats:
+                if plat.popen.poll() is not None:
+                    raise RuntimeError(f"eventtrigger exited after start; see {plat.log}")
             rss = RssSampler([plat.pid for plat in plats])
             rss.start()
             b = Bench(args, db_params, api, sink_info["ports"], plats[0].pid, log, http, rss)
