@@ -3,7 +3,6 @@ routes when the process runs the api role."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
 
 from loguru import logger
@@ -12,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from eventtrigger.resources import Resources
@@ -21,7 +20,7 @@ from eventtrigger.roles.api.dashboard import routes as console_routes
 from eventtrigger.roles.api.events import EventRoutes
 from eventtrigger.roles.api.firing import FiringRoutes
 from eventtrigger.roles.api.http import json_response
-from eventtrigger.roles.api.middleware import RequestContext, loggable_path
+from eventtrigger.roles.api.middleware import WEBHOOK_ROUTE, RequestContext, loggable_path
 from eventtrigger.roles.api.openapi import openapi_document
 from eventtrigger.roles.api.problems import Problem, problem_response
 from eventtrigger.roles.api.replay import ReplayRoutes
@@ -65,7 +64,6 @@ class Contained:
 
 
 ErrorAnswer = Callable[[Request, Exception], Awaitable[Response]]
-_WEBHOOK_ROUTE = re.compile(r"/api/v1/webhook/(?P<token>[^/]+)")
 
 
 class WebhookFirst:
@@ -73,27 +71,25 @@ class WebhookFirst:
 
     Webhook calls are the one route called thousands of times a second; Starlette's
     middleware, exception wrappers and a walk over every route were about a sixth of the
-    API's time per call (py-spy, S4). The call is answered exactly as through the router
-    (same path match, same error answers); anything else goes on to the app.
+    API's time per call (py-spy, S4). The route's own match decides (so the path and
+    method rules are the router's) and errors get the app's answers; anything else goes
+    on to the app.
     """
 
-    def __init__(self, app: ASGIApp, webhook: Endpoint, on_error: ErrorAnswer) -> None:
+    def __init__(self, app: ASGIApp, route: Route, on_error: ErrorAnswer) -> None:
         self.app = app
-        self.webhook = webhook
+        self.route = route
         self.on_error = on_error
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST":
+        match, child = self.route.matches(scope)
+        if match is not Match.FULL:  # another path, or another method (the app's 405)
             await self.app(scope, receive, send)
             return
-        match = _WEBHOOK_ROUTE.fullmatch(scope["path"])
-        if match is None:
-            await self.app(scope, receive, send)
-            return
-        scope["path_params"] = match.groupdict()
+        scope.update(child)
         request = Request(scope, receive, send)
         try:
-            response = await self.webhook(request)
+            response = await self.route.endpoint(request)
         except Exception as exc:
             response = await self.on_error(request, exc)
         await response(scope, receive, send)
@@ -143,7 +139,7 @@ def routes(res: Resources, *, api: bool) -> list[BaseRoute]:
             ),
             Route("/api/v1/triggers/{trigger_id}/rotate-secret", t.rotate_secret, methods=["POST"]),
             Route("/api/v1/test-runs", f.test_run, methods=["POST"]),
-            Route("/api/v1/webhook/{token}", f.webhook, methods=["POST"]),
+            Route(WEBHOOK_ROUTE, f.webhook, methods=["POST"]),
             Route("/api/v1/events", e.list, methods=["GET"]),
             Route("/api/v1/events/replay", r.bulk, methods=["POST"]),
             Route("/api/v1/stats", stats_route, methods=["GET"]),
@@ -203,8 +199,6 @@ def build_app(res: Resources, *, api: bool) -> RequestContext:
     served = routes(res, api=api)
     app: ASGIApp = Starlette(routes=served, exception_handlers=handlers)
     if api:
-        webhook = next(
-            r for r in served if isinstance(r, Route) and r.path == "/api/v1/webhook/{token}"
-        )
-        app = WebhookFirst(app, webhook.endpoint, answer)
+        webhook = next(r for r in served if isinstance(r, Route) and r.path == WEBHOOK_ROUTE)
+        app = WebhookFirst(app, webhook, answer)
     return RequestContext(Contained(app), res.metrics)

@@ -19,13 +19,13 @@ from eventtrigger.observability.metrics import Metrics
 _SANE_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 # Everything after the webhook prefix is (or may be) a URL's secret token; a malformed
 # path with more segments or slashes must not slip a token past the mask either.
-_WEBHOOK_PATH = "/api/v1/webhook/{token}"
+WEBHOOK_ROUTE = "/api/v1/webhook/{token}"  # the route, and its path as logged
 _WEBHOOK = re.compile(r"^/+api/+v1/+webhook(?:/.*)?$", re.IGNORECASE | re.DOTALL)
 
 
 def loggable_path(path: str) -> str:
     """`path` as it may appear in a log line: a webhook URL's token masked."""
-    return _WEBHOOK.sub(_WEBHOOK_PATH, path)
+    return _WEBHOOK.sub(WEBHOOK_ROUTE, path)
 
 
 _QUIET = ("/health", "/metrics")  # probes and scrapes: logged at DEBUG only
@@ -64,7 +64,7 @@ class RequestContext:
                 path = loggable_path(scope["path"])
                 self.metrics.http_requests.labels(scope["method"], str(status)).inc()
                 level = "DEBUG" if path.startswith(_QUIET) else "INFO"
-                if status == 202 and scope["method"] == "POST" and path == _WEBHOOK_PATH:
+                if status == 202 and scope["method"] == "POST" and path == WEBHOOK_ROUTE:
                     # An accepted webhook call has its `fired` line (same request_id, with
                     # the trigger and event ids); a second line per call was a tenth of
                     # the API's work at thousands of calls a second.
