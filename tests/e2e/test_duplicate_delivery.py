@@ -36,6 +36,18 @@ def _logged(path: Path, action: str, event_id: str) -> list[dict[str, Any]]:
     ]
 
 
+async def _wait_logged(path: Path, action: str, event_id: str) -> list[dict[str, Any]]:
+    """The lines once at least one is in the file. A process writes its log lines from a
+    thread, in batches, after the work they record: a line can reach the file a while
+    after the database shows the outcome (tens of ms, seconds on a loaded machine)."""
+
+    async def present() -> list[dict[str, Any]]:
+        return _logged(path, action, event_id)
+
+    lines: list[dict[str, Any]] = await wait_until(present, timeout=15)
+    return lines
+
+
 async def _create_webhook(client: httpx.AsyncClient, endpoint: str, **config: Any) -> str:
     trigger = await create_trigger(
         client, "webhook", {"endpoint": endpoint, "schema": SCHEMA, **config}, name="dup"
@@ -132,5 +144,6 @@ async def test_worker_crash_after_delivery_before_commit_gives_one_event_log(
     assert 1 <= sink._counts["/crash"] <= 2
     assert all(d.headers["webhook-id"] == event_id for d in deliveries)
     assert all(d.json() == {"n": 2} for d in deliveries)
-    assert len(_logged(successor.log_path, "delivered", event_id)) == 1
+    assert len(await _wait_logged(successor.log_path, "delivered", event_id)) == 1
+    # The killed process's log is complete: it never recorded the delivery it made.
     assert _logged(proc.log_path, "delivered", event_id) == []

@@ -79,7 +79,14 @@ async def test_a_delivery_cut_at_shutdown_is_not_committed_and_the_next_worker_t
     assert time.monotonic() - cut_at < 15  # well before the 30 s lease would have run out
     assert done["attempts"] == 1
     assert all(r.headers["webhook-id"] == event_id for r in sink.at("/cut"))
-    actions = [line.get("action") for line in log_lines(successor.log_path)]
+
+    # Log lines reach the file from the process's writer thread a while after the
+    # database shows the outcome: wait for the delivery's line before counting.
+    async def delivered_logged() -> list[str | None]:
+        actions = [line.get("action") for line in log_lines(successor.log_path)]
+        return actions if "delivered" in actions else []
+
+    actions = await wait_until(delivered_logged, timeout=15)
     assert "republished" not in actions  # it came back through Kafka, not recovery
     assert actions.count("delivered") == 1
 
