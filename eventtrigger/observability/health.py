@@ -1,4 +1,9 @@
-"""Health: each role's loop heartbeat, plus database and Kafka checks, with latencies.
+"""Health: a heartbeat per loop of each role, plus database and Kafka checks, with latencies.
+
+A role is as healthy as its stalest loop: a scheduler whose claim loop turns while its
+firing loop is stuck behind a locked row is stalled, and the report names the loop. Each
+loop beats under its own name on every turn (and while it waits, at least every few
+seconds); a loop that has not beaten for `stale_after` seconds is stalled.
 
 `/health` is public, so a flood of calls must not turn into a flood of connections to
 the database and Kafka: the dependency checks run at most once per `cache_seconds`, and
@@ -16,7 +21,8 @@ Check = Callable[[], Awaitable[float]]  # returns latency in ms, raises when unh
 
 
 class Health:
-    """Shared by every role in the process. Roles call `beat(role)` on each loop turn."""
+    """Shared by every role in the process. Each loop of a role calls `beat(role, loop)`
+    on every turn; `beat(role)` is the role's main loop."""
 
     def __init__(
         self,
@@ -27,28 +33,36 @@ class Health:
         monotonic: Callable[[], float] = time.monotonic,
     ):
         self._monotonic = monotonic
-        self._beats = {role: monotonic() for role in roles}
+        # role -> loop -> last beat; the main loop (named as the role) is known from the
+        # start, the others from their first beat.
+        self._beats: dict[str, dict[str, float]] = {role: {role: monotonic()} for role in roles}
         self._checks = checks
         self._stale_after = stale_after
         self._cache_seconds = cache_seconds
         self._checked: tuple[float, bool, dict[str, Any]] | None = None
         self._checking = asyncio.Lock()
 
-    def beat(self, role: str) -> None:
-        self._beats[role] = self._monotonic()
+    def beat(self, role: str, loop: str | None = None) -> None:
+        self._beats.setdefault(role, {})[loop or role] = self._monotonic()
+
+    def forget(self, role: str, loop: str) -> None:
+        """A loop that ended on purpose (at stop) is no longer expected to beat."""
+        self._beats.get(role, {}).pop(loop, None)
 
     async def report(self, check_timeout: float = 2.0) -> tuple[bool, dict[str, Any]]:
         checks_ok, checks = await self._dependencies(check_timeout)
         now = self._monotonic()
         roles = {}
         healthy = checks_ok
-        for role, last in self._beats.items():
-            ago = now - last
-            ok = ago <= self._stale_after
-            healthy &= ok
+        for role, loops in self._beats.items():
+            ages = {loop: round(now - last, 3) for loop, last in loops.items()}
+            stalled = sorted(loop for loop, ago in ages.items() if ago > self._stale_after)
+            healthy &= not stalled
             roles[role] = {
-                "status": "ok" if ok else "stalled",
-                "last_beat_seconds_ago": round(ago, 3),
+                "status": "stalled" if stalled else "ok",
+                "last_beat_seconds_ago": max(ages.values(), default=0.0),
+                "loops": ages,
+                "stalled_loops": stalled,
             }
         body = {"status": "ok" if healthy else "unavailable", "roles": roles, "checks": checks}
         return healthy, body

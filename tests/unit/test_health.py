@@ -59,3 +59,36 @@ async def test_a_failed_check_is_cached_too_and_heartbeats_stay_live() -> None:
     ok, body = await health.report()
     assert calls == 1 and not ok
     assert body["roles"]["worker"]["last_beat_seconds_ago"] == 0.5
+
+
+async def test_a_stuck_loop_stalls_its_role_whatever_its_other_loops_say() -> None:
+    clock = Clock()
+    health = Health(("scheduler",), {}, stale_after=30, monotonic=clock)
+    health.beat("scheduler", "firing")
+    for _ in range(40):  # the claim loop keeps turning; the firing loop does not
+        clock.t += 1
+        health.beat("scheduler")
+    ok, body = await health.report()
+    role = body["roles"]["scheduler"]
+    assert not ok and body["status"] == "unavailable"
+    assert role["status"] == "stalled"
+    assert role["stalled_loops"] == ["firing"]
+    assert role["loops"] == {"scheduler": 0.0, "firing": 40.0}
+    assert role["last_beat_seconds_ago"] == 40.0
+
+    health.beat("scheduler", "firing")  # it made progress again
+    ok, body = await health.report()
+    assert ok and body["roles"]["scheduler"]["stalled_loops"] == []
+
+
+async def test_a_loop_that_ended_on_purpose_is_no_longer_expected() -> None:
+    clock = Clock()
+    health = Health(("retention",), {}, stale_after=30, monotonic=clock)
+    health.beat("retention", "pass")
+    health.forget("retention", "pass")
+    clock.t += 10
+    health.beat("retention")
+    clock.t += 31
+    health.beat("retention")
+    ok, body = await health.report()
+    assert ok and body["roles"]["retention"]["loops"] == {"retention": 0.0}
