@@ -9,10 +9,9 @@ transaction runs the next due occurrences queue up, so under load the batches gr
 themselves instead of the transactions piling up. The jobs go to Kafka in the
 background, so the next firing never waits for the last publish.
 
-A separate loop re-publishes events whose deadline passed (never published, lost, a
-worker's lease that ran out, or a retry now due). Any number of schedulers may run: the
-row locks, the lease owner check and UNIQUE(occurrence_id) make a second firing of one
-occurrence impossible.
+A separate loop (`republisher.py`) re-publishes events whose deadline passed. Any
+number of schedulers may run: the row locks, the lease owner check and
+UNIQUE(occurrence_id) make a second firing of one occurrence impossible.
 """
 
 from __future__ import annotations
@@ -32,15 +31,14 @@ from eventtrigger.bus import Outbox, Publisher
 from eventtrigger.clock import wait_stop
 from eventtrigger.domain.jobs import (
     NewEvent,
-    dead_letter_message,
     event_dict,
     job_message,
     request_snapshot,
-    scheduled_time,
 )
 from eventtrigger.ids import new_id
 from eventtrigger.resources import Resources
 from eventtrigger.roles import occurrences
+from eventtrigger.roles.republisher import Republisher, observe_lateness
 from eventtrigger.store import deliveries, schedules
 from eventtrigger.store.db import TRANSIENT_ERRORS, retry_conflicts
 from eventtrigger.store.schedules import Due
@@ -49,7 +47,6 @@ LOOKAHEAD = timedelta(seconds=2)  # claim this far ahead, so firing is a local t
 POLL_SECONDS = 0.25
 CLAIM_LIMIT = 2000
 FIRE_BATCH = 250  # occurrences per firing transaction: the first jobs leave while the rest commit
-REPUBLISH_LIMIT = 500
 FIRING_AT_ONCE = 2  # firing transactions in flight together
 MAX_FIRE_ATTEMPTS = 3  # claims of an occurrence whose firing fails before it is given up
 
@@ -61,6 +58,7 @@ class Scheduler:
         self.owner = f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(3)}"
         self.log = logger.bind(role="scheduler")
         self.outbox = Outbox(publisher, self._published)
+        self.republisher = Republisher(res, publisher)
         self._due: list[tuple[datetime, int]] = []  # claimed, not fired: (fire_at, id) heap
         self._known: set[int] = set()  # ids in _due or being fired
         self._wake = asyncio.Event()
@@ -70,7 +68,9 @@ class Scheduler:
         # Re-publishing has its own loop: a slow or unreachable Kafka must never delay
         # claiming or firing, which is what keeps firings on time.
         helpers = [
-            asyncio.create_task(self._republish_loop(stop), name="republisher"),
+            asyncio.create_task(
+                Republisher(self.res, self.publisher).run(stop), name="republisher"
+            ),
             asyncio.create_task(self._fire_loop(stop), name="firing"),
         ]
         try:
@@ -241,7 +241,7 @@ class Scheduler:
         line per job costs as much as publishing it."""
         if not ok:
             return
-        worst = self._observe_lateness(messages)
+        worst = observe_lateness(self.res, messages)
         self.log.info(
             "published {} job(s)",
             len(messages),
@@ -250,62 +250,6 @@ class Scheduler:
             event_ids=[m["event_id"] for m in messages],
             max_lateness_ms=round(worst * 1000, 1),
         )
-
-    def _observe_lateness(self, messages: list[dict[str, Any]]) -> float:
-        """Scheduled time to this publish, once per published first attempt of a scheduled
-        firing (a re-publish after a crash or a lost message too: that lateness is the one
-        that matters). Retries are left out, their scheduled time is the firing's, and so
-        are webhook calls and test runs, which have no schedule. The worst, in s."""
-        published_at = self.res.clock.now()
-        worst = 0.0
-        for m in messages:
-            if m["attempt"] != 1 or m["source"] != "scheduled":
-                continue
-            lateness = max(0.0, (published_at - scheduled_time(m)).total_seconds())
-            self.res.metrics.observe_lateness(lateness)
-            worst = max(worst, lateness)
-        return worst
-
-    async def _republish_loop(self, stop: asyncio.Event) -> None:
-        while True:
-            try:
-                await self._republish(self.res.clock.now())
-                await self._republish_dead_letters(self.res.clock.now())
-            except TRANSIENT_ERRORS as exc:
-                self.log.bind(action="db_error").warning("re-publish failed: {}", exc)
-            if await wait_stop(stop, POLL_SECONDS):
-                return
-
-    async def _republish(self, now: datetime) -> None:
-        deadline = now + self.res.settings.recovery_after
-        async with self.res.db.transaction() as tx:
-            rows = await deliveries.take_due(tx, now, deadline, REPUBLISH_LIMIT)
-        messages = [job_message(r) for r in rows]
-        if messages and await self.publisher.publish(messages):
-            self._observe_lateness(messages)
-            for m in messages:
-                self.log.bind(
-                    action="republished", trigger_id=m["trigger_id"], event_id=m["event_id"],
-                    attempt=m["attempt"],
-                ).info("republished")  # fmt: skip
-
-    async def _republish_dead_letters(self, now: datetime) -> None:
-        """Dead-letter copies still owed once due: the worker that stored the failure died
-        (or could not publish) before Kafka had them."""
-        async with self.res.db.transaction() as tx:
-            rows = await deliveries.take_dead_letters(
-                tx, now, now + self.res.settings.recovery_after, REPUBLISH_LIMIT
-            )
-        messages = [dead_letter_message(r) for r in rows]
-        if not messages or not await self.publisher.publish(messages, self.res.settings.dlq_topic):
-            return  # due again later
-        async with self.res.db.transaction() as tx:
-            await deliveries.dead_letters_sent(tx, [m["event_id"] for m in messages])
-        for m in messages:
-            self.log.bind(
-                action="dead_letter_republished", trigger_id=m["trigger_id"],
-                event_id=m["event_id"], attempt=m["attempt"],
-            ).info("dead-letter copy re-published")  # fmt: skip
 
 
 def _failed_event(d: Due, now: datetime) -> NewEvent:

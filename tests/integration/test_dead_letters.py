@@ -128,20 +128,20 @@ async def test_a_dead_letter_copy_lost_in_a_crash_is_sent_by_the_re_publisher(
     assert owed is not None  # stored with the failure, in the same transaction
 
     kafka = Kafka()
-    await _scheduler(settings, db, owed - timedelta(milliseconds=1), kafka)._republish_dead_letters(
-        owed - timedelta(milliseconds=1)
-    )
+    await _scheduler(
+        settings, db, owed - timedelta(milliseconds=1), kafka
+    ).republisher._republish_dead_letters(owed - timedelta(milliseconds=1))
     assert kafka.sent == []  # not due yet: the worker may still be sending it
 
     scheduler = _scheduler(settings, db, owed, kafka)
-    await scheduler._republish_dead_letters(owed)
+    await scheduler.republisher._republish_dead_letters(owed)
     [(topic, message)] = kafka.sent
     assert topic == settings.dlq_topic
     assert message["event_id"] == event_id
     assert (message["attempt"], message["final_status_code"]) == (1, 500)
     assert message["final_error"] == "HTTP 500"
     assert (await _row(db, event_id))["dlq_due_at"] is None
-    await scheduler._republish_dead_letters(owed + timedelta(hours=1))
+    await scheduler.republisher._republish_dead_letters(owed + timedelta(hours=1))
     assert len(kafka.sent) == 1  # sent once, then no longer owed
 
 
@@ -163,7 +163,7 @@ async def test_a_dead_letter_copy_the_worker_sent_is_not_sent_again(
     )
     assert (await _row(db, event_id))["dlq_due_at"] is None
     later = NOW + timedelta(hours=1)
-    await _scheduler(settings, db, later, kafka)._republish_dead_letters(later)
+    await _scheduler(settings, db, later, kafka).republisher._republish_dead_letters(later)
     assert len(kafka.sent) == 1
 
 
@@ -180,7 +180,7 @@ async def test_a_failure_owing_its_dead_letter_copy_stays_in_the_hot_table(
     windows = Windows(active=timedelta(hours=1), total=timedelta(hours=48))
     later = NOW + timedelta(hours=2)  # past the active window
     assert (await run_once(db, windows, later))["moved"] == 0
-    await _scheduler(migrated, db, later, Kafka())._republish_dead_letters(later)
+    await _scheduler(migrated, db, later, Kafka()).republisher._republish_dead_letters(later)
     assert (await run_once(db, windows, later))["moved"] == 1
     async with db.connection() as tx:
         moved = await tx.fetch_one("SELECT id FROM event_logs_archive WHERE id = %s", (event_id,))

@@ -134,11 +134,13 @@ async def test_every_publish_of_a_scheduled_first_attempt_is_observed_re_publish
         )
 
     late = (lease + timedelta(seconds=1)).total_seconds()
-    await scheduler._republish(clock.now())  # the first publish was lost (or the process died)
+    await scheduler.republisher._republish(
+        clock.now()
+    )  # the first publish was lost (or the process died)
     assert len(scheduler.publisher.sent) == 3  # type: ignore[attr-defined]
     assert observed() == (1, late)  # the scheduled first attempt: no retry, no webhook call
 
     clock.advance(lease + timedelta(seconds=1))  # lost again: re-published again
-    await scheduler._republish(clock.now())
+    await scheduler.republisher._republish(clock.now())
     assert len(scheduler.publisher.sent) == 6  # type: ignore[attr-defined]
     assert observed() == (2, late + late + (lease + timedelta(seconds=1)).total_seconds())
