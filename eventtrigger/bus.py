@@ -249,7 +249,7 @@ def job_consumer(settings: Settings) -> AIOKafkaConsumer:
         # A worker killed without leaving the group keeps its partitions (and the jobs
         # re-published to them) until the coordinator gives up on it: 6 s, the lowest
         # session timeout brokers accept by default (group.min.session.timeout.ms), so
-        # recovery after a crash fits in SPEC's 10 s. Survivors hear of the rebalance
+        # recovery after a crash fits in the 10 s firing promise. Survivors hear of the rebalance
         # at their next heartbeat, hence a frequent one.
         session_timeout_ms=6000,
         heartbeat_interval_ms=500,

@@ -85,7 +85,7 @@ class Settings:
     # How long work held by a process that died waits before another process takes it:
     # claimed occurrences, unpublished events, deliveries in progress. Live holders renew
     # their leases well within it; 5 s leaves a firing interrupted by a crash inside
-    # SPEC's 10 s (with Kafka's 6 s session timeout, bus.py).
+    # the 10 s firing promise (with Kafka's 6 s session timeout, bus.py).
     recovery_after: timedelta = timedelta(seconds=5)
     worker_concurrency: int = 256
     worker_per_host: int = 32

@@ -568,7 +568,7 @@ async def test_active_view_lists_an_active_event_already_in_the_archive(
     client: httpx.AsyncClient, db: Database
 ) -> None:
     """A retention process whose clock runs ahead of ours moved it early: by our clock it
-    is still active, so the active view lists it, as active (invariant 7)."""
+    is still active, so the active view lists it, as active (invariant 7, docs/design.md)."""
     early = await add(db, 10 * M, status="success", in_archive=True)
     hot = await add(db, 5 * M, status="success")
     response = await client.get(EVENTS)

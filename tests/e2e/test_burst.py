@@ -1,6 +1,6 @@
 """Many triggers due in the same second, all to one endpoint: every one fires exactly once,
 well within the 10 s limit, and the backlog at that one host is absorbed by the worker
-itself: no job is deferred, handed back or re-published (ARCHITECTURE, invariant 9)."""
+itself: no job is deferred, handed back or re-published (invariant 9, docs/design.md)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 the time and resets the TCP connection (SO_LINGER 0) 5% of the time. Every one of its
 events must end as its retry policy says (success at the first good answer, else failure
 after max_attempts), and a healthy endpoint's delivery latency p99 must stay as it was
-without the chaos (SPEC 5: one failing endpoint never delays others).
+without the chaos (one failing endpoint never delays others: invariant 6, docs/design.md).
 
 The chaotic endpoint listens on 127.0.0.2 and the healthy one on 127.0.0.1, so they are
 different hosts to the worker's per-host limits, as two customers' endpoints would be.

@@ -17,7 +17,7 @@ from tests.e2e.conftest import Sink, create_trigger, event_rows, rfc3339, wait_u
 from tests.fault.conftest import Kafka, MariaDB, client, fault_environ, quantile, record_result
 from tests.process import EventtriggerProcess
 
-LIMIT = 10.0  # SPEC 5: no later than 10 s after the scheduled time
+LIMIT = 10.0  # a firing is no later than 10 s after its scheduled time
 
 
 @pytest.mark.parametrize(
