@@ -16,7 +16,7 @@ from typing import Any
 from eventtrigger.domain.errors import FieldError
 from eventtrigger.domain.jobs import NewEvent
 from eventtrigger.domain.signing import SigningKeys
-from eventtrigger.domain.triggers import iso
+from eventtrigger.domain.times import iso
 
 SOURCE = "replay"
 FILTERS = ("trigger_id", "status", "since", "until")

@@ -23,14 +23,14 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from loguru import logger
 
 from eventtrigger.clock import Clock, wait_stop
 from eventtrigger.domain.retention import Windows
-from eventtrigger.domain.triggers import iso
+from eventtrigger.domain.times import FAR_FUTURE, iso
 from eventtrigger.observability.metrics import QUANTILES, RECENT_SECONDS, Metrics, quantiles
 from eventtrigger.store.db import TRANSIENT_ERRORS, Database, Tx, read_time
 from eventtrigger.store.queries import Q
@@ -41,7 +41,6 @@ REFRESH_SECONDS = 2.0
 # archived events, outcomes) may take at most this share of the keeper's time: counts
 # that took 0.3 s wait 3 s before the next ones.
 RECOUNT_SHARE = 0.1
-FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
 
 
 @dataclass

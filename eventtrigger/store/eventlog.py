@@ -4,15 +4,15 @@ archive (the same shape). Per-trigger counts are in aggregate.py."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from eventtrigger.domain.times import FAR_FUTURE
 from eventtrigger.store.db import Database, Row, read_time
 from eventtrigger.store.events import decode_event
 from eventtrigger.store.queries import Q
 
 HOT, ARCHIVE = "event_logs", "event_logs_archive"
-FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from eventtrigger.domain.triggers import parse_iso
+from eventtrigger.domain.times import parse_iso
 from eventtrigger.store.db import Database, read_json, read_time
 from tests.e2e.conftest import Sink, create_trigger, event_rows, log_lines, wait_until
 from tests.process import EventtriggerProcess

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from eventtrigger.domain.triggers import parse_iso
+from eventtrigger.domain.times import parse_iso
 from eventtrigger.store.db import Database, read_time
 from tests.e2e.conftest import Sink, create_trigger, event_rows, rfc3339, wait_until
 from tests.process import EventtriggerProcess

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from eventtrigger.domain.errors import FieldError
 from eventtrigger.domain.retention import Windows
-from eventtrigger.domain.triggers import iso
+from eventtrigger.domain.times import iso, parse_rfc3339
 from eventtrigger.ids import looks_like_id
 from eventtrigger.resources import Resources
 from eventtrigger.roles.api.auth import require_key
@@ -130,7 +130,7 @@ class EventRoutes:
             if not raw:
                 continue
             try:
-                value = _parse_time(raw)
+                value = parse_rfc3339(raw)
             except (ValueError, OverflowError):
                 raise Problem(
                     400,
@@ -184,10 +184,3 @@ class EventRoutes:
             raise Problem(404, f"No event with id {event_id!r}.")
         items = await eventlog.attempts(self.res.db, event_id)
         return json_response({"items": [attempt_json(a) for a in items]})
-
-
-def _parse_time(raw: str) -> datetime:
-    value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        raise ValueError(raw)
-    return value.astimezone(UTC)

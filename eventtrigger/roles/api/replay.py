@@ -8,7 +8,7 @@ happens is made good by the re-publisher when the row's deadline passes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from loguru import logger
@@ -22,6 +22,7 @@ from eventtrigger.domain.jobs import NewEvent, event_dict, job_message
 from eventtrigger.domain.retention import Windows
 from eventtrigger.domain.schemas import REPLAY_BULK
 from eventtrigger.domain.signing import SigningKeys
+from eventtrigger.domain.times import FAR_FUTURE, parse_rfc3339
 from eventtrigger.domain.validation import BodyValidator
 from eventtrigger.ids import looks_like_id, new_id
 from eventtrigger.resources import Resources
@@ -30,7 +31,7 @@ from eventtrigger.roles.api.http import json_response, read_json
 from eventtrigger.roles.api.problems import Problem
 from eventtrigger.store import eventlog, intake
 from eventtrigger.store.db import Row, retry_conflicts
-from eventtrigger.store.eventlog import FAR_FUTURE, EventFilter
+from eventtrigger.store.eventlog import EventFilter
 from eventtrigger.store.triggers import TriggerStore
 
 _BULK = BodyValidator(REPLAY_BULK)
@@ -143,12 +144,8 @@ def _time(body: dict[str, Any], name: str) -> datetime | None:
     if raw is None:
         return None
     try:
-        value = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
-        if value.tzinfo is None:
-            raise ValueError("no offset")
-        # Year 1 or 9999 with an offset leaves datetime's range when moved to UTC.
-        return value.astimezone(UTC)
-    except (ValueError, OverflowError):
+        return parse_rfc3339(str(raw))
+    except ValueError:
         raise Problem(
             400,
             "The request has invalid fields.",

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from eventtrigger.domain.errors import FieldError
-from eventtrigger.domain.triggers import iso
+from eventtrigger.domain.times import iso
 from eventtrigger.ids import looks_like_id
 from eventtrigger.resources import Resources
 from eventtrigger.roles.api.auth import require_key

@@ -8,7 +8,7 @@ from prometheus_client import Counter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from eventtrigger.domain.triggers import iso
+from eventtrigger.domain.times import iso
 from eventtrigger.resources import Resources
 from eventtrigger.roles.api.auth import require_key
 from eventtrigger.roles.api.http import json_response
