@@ -4,15 +4,10 @@ One snapshot feeds the Prometheus gauges, `GET /api/v1/stats` and the dashboard,
 always agree; scrapes and page loads never query the database themselves. The figures
 are cluster-wide (read from the shared database), so every process reports the same.
 
-The cost does not grow with history: the archive is never counted row by row. Retention
-keeps per-minute counts of it (`event_archive_counts`, updated in the transaction that
-moves or deletes rows), so its size is a sum over at most one row per minute of the
-total window, plus an exact count of the one minute the window's edge cuts through.
-Counters for the hot table would need every writer (API, scheduler, worker) to keep
-them; it holds little more than the active window, so it is counted over index ranges.
-That count still grows with the traffic of the last two hours, and the count of
-triggers by type and status with the triggers stored (an index scan, 1,000,000 entries
-in bench S6), so the keeper redoes these counts only as often as keeps them under a
+The reading itself, and why it does not grow with history, is in `store/stats.py`. The
+count of the hot table still grows with the traffic of the last two hours, and the count
+of triggers by type and status with the triggers stored (an index scan, 1,000,000
+entries in bench S6), so the keeper redoes these counts only as often as keeps them under a
 tenth of its time (`RECOUNT_SHARE`); the cheap figures (queue depth, overdue
 occurrences, recent timings) are refreshed every time.
 """
@@ -22,118 +17,21 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
 
 from loguru import logger
 
 from eventtrigger.clock import Clock, wait_stop
 from eventtrigger.domain.retention import Windows
-from eventtrigger.domain.times import FAR_FUTURE, iso
-from eventtrigger.observability.metrics import QUANTILES, RECENT_SECONDS, Metrics, quantiles
-from eventtrigger.store.db import TRANSIENT_ERRORS, Database, Tx, read_time
-from eventtrigger.store.queries import Q
-from eventtrigger.store.retention import EPOCH, minute_of
+from eventtrigger.observability.metrics import Metrics
+from eventtrigger.store.db import TRANSIENT_ERRORS, Database
+from eventtrigger.store.stats import Snapshot, take_snapshot
 
 REFRESH_SECONDS = 2.0
 # The counts that grow with what is stored (triggers by type and status, active and
 # archived events, outcomes) may take at most this share of the keeper's time: counts
 # that took 0.3 s wait 3 s before the next ones.
 RECOUNT_SHARE = 0.1
-
-
-@dataclass
-class Snapshot:
-    as_of: datetime | None = None
-    triggers: dict[str, dict[str, int]] = field(default_factory=dict)  # type -> status -> n
-    jobs: dict[str, int] = field(default_factory=dict)
-    events: dict[str, int] = field(default_factory=dict)  # retention view -> n
-    outcomes: dict[str, int] = field(default_factory=dict)  # status -> n (active window)
-    fire_lateness: dict[str, float | None] = field(default_factory=dict)
-    delivery_latency: dict[str, float | None] = field(default_factory=dict)
-    latest_failures: list[dict[str, Any]] = field(default_factory=list)
-
-
-def _quantiles(values: list[float]) -> dict[str, float | None]:
-    if not values:
-        return {str(q): None for q in QUANTILES}
-    return {str(q): round(v, 6) for q, v in quantiles(values).items()}
-
-
-async def _count(tx: Tx, query: str, args: tuple[object, ...]) -> int:
-    row = await tx.fetch_one(Q[query], args)
-    return int((row or {}).get("n") or 0)
-
-
-async def _archive_counts(tx: Tx, active_since: datetime, kept_since: datetime) -> tuple[int, int]:
-    """(archive rows inside the active window, archive rows in the archived window)."""
-    edge_end = EPOCH + timedelta(minutes=minute_of(kept_since) + 1)
-    kept = await _count(tx, "stats.archive_range", (kept_since, edge_end))
-    kept += await _count(tx, "stats.archive_minutes", (minute_of(kept_since) + 1,))
-    active = await _count(tx, "stats.archive_range", (active_since, FAR_FUTURE))
-    return active, kept - active
-
-
-async def take_snapshot(
-    db: Database, windows: Windows, now: datetime, previous: Snapshot | None = None
-) -> Snapshot:
-    """Every figure as of `now`; with `previous`, the counts that grow with what is stored
-    (triggers, events, outcomes) are carried over from it instead of counted again."""
-    active_since, kept_since = windows.active_since(now), windows.kept_since(now)
-    recent_since = now - timedelta(seconds=RECENT_SECONDS)
-    snap = Snapshot(as_of=now)
-    async with db.snapshot() as tx:  # one instant across the hot table, archive and counts
-        overdue = await tx.fetch_one(Q["stats.overdue_occurrences"], (now,))
-        unfinished = {
-            r["status"]: int(r["n"]) for r in await tx.fetch_all(Q["stats.unfinished_events"])
-        }
-        snap.jobs = {
-            "pending": int(overdue["n"] if overdue else 0) + sum(unfinished.values()),
-            "overdue_occurrences": int(overdue["n"] if overdue else 0),
-            "events_pending": unfinished.get("pending", 0),
-            "events_retrying": unfinished.get("retrying", 0),
-        }
-        if previous is not None:
-            snap.triggers = previous.triggers
-            snap.events, snap.outcomes = previous.events, previous.outcomes
-        else:
-            for row in await tx.fetch_all(Q["stats.triggers_by_type_status"]):
-                snap.triggers.setdefault(row["type"], {})[row["status"]] = int(row["n"])
-            hot = await tx.fetch_one(
-                Q["stats.hot_counts"], (active_since, active_since, kept_since, kept_since)
-            )
-            archive_active, archive_archived = await _archive_counts(tx, active_since, kept_since)
-            snap.events = {
-                "active": int((hot or {}).get("active") or 0) + archive_active,
-                "archived": int((hot or {}).get("archived") or 0) + archive_archived,
-            }
-            snap.outcomes = {s: 0 for s in ("pending", "retrying", "success", "failure")} | {
-                r["status"]: int(r["n"])
-                for r in await tx.fetch_all(Q["stats.outcomes"], (active_since,))
-            }
-        timings = await tx.fetch_all(Q["stats.recent_timings"], (recent_since,))
-        failures = await tx.fetch_all(Q["stats.latest_failures"], (active_since,))
-    snap.fire_lateness = _quantiles(
-        [max(0, r["lateness_us"]) / 1e6 for r in timings if r["source"] == "scheduled"]
-    )
-    snap.delivery_latency = _quantiles(
-        [r["delivery_us"] / 1e6 for r in timings if r["delivery_us"] is not None]
-    )
-    snap.latest_failures = [
-        {
-            "id": r["id"],
-            "trigger_id": r["trigger_id"],
-            "trigger_type": r["trigger_type"],
-            "source": r["source"],
-            "fired_at": iso(read_time(r["fired_at"])),  # type: ignore[arg-type]
-            "attempts": int(r["attempts"]),
-            "last_status_code": r["last_status_code"],
-            "last_error": r["last_error"],
-        }
-        for r in failures
-    ]
-    return snap
 
 
 def publish(snap: Snapshot, metrics: Metrics) -> None:
