@@ -24,6 +24,40 @@ ROLES = ("api", "scheduler", "worker", "retention")
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+# Every setting's default, written once: the reader falls back to these strings and the
+# Settings fields below are parsed from them (`EVENTTRIGGER_` + the key is the variable).
+DEFAULTS: dict[str, str] = {
+    "DATABASE_URL": "mysql://root@127.0.0.1:3306/eventtrigger",
+    "DATABASE_POOL_SIZE": "10",
+    "KAFKA_BOOTSTRAP": "127.0.0.1:9092",
+    "KAFKA_TOPIC": "eventtrigger.jobs",
+    "KAFKA_GROUP": "eventtrigger-workers",
+    "KAFKA_PARTITIONS": "6",
+    "KAFKA_REPLICATION": "1",
+    "HTTP_HOST": "0.0.0.0",
+    "HTTP_PORT": "8080",
+    "PUBLIC_URL": "http://localhost:8080",
+    "API_KEYS": "",
+    "AUTH": "enabled",
+    "EGRESS_ALLOW_CIDRS": "",
+    "RETENTION_ACTIVE": "2h",
+    "RETENTION_TOTAL": "48h",
+    "RETENTION_INTERVAL": "30s",
+    "LOG_LEVEL": "INFO",
+    "LOG_FORMAT": "json",
+    "MAX_BODY_BYTES": str(1024 * 1024),
+    "SHUTDOWN_GRACE": "30s",
+    "RECOVERY_AFTER": "5s",
+    "WORKER_CONCURRENCY": "256",
+    "WORKER_PER_HOST": "32",
+}
+DEFAULT_DURATIONS = {
+    k: parse_duration(DEFAULTS[k])
+    for k in ("RETENTION_ACTIVE", "RETENTION_TOTAL", "RETENTION_INTERVAL", "SHUTDOWN_GRACE",
+              "RECOVERY_AFTER")
+}  # fmt: skip
+
+
 class SettingsError(ValueError):
     """A setting has a value we cannot use; the message names the variable."""
 
@@ -64,31 +98,31 @@ class DatabaseSettings:
 @dataclass(frozen=True)
 class Settings:
     database: DatabaseSettings
-    kafka_bootstrap: tuple[str, ...] = ("127.0.0.1:9092",)
-    kafka_topic: str = "eventtrigger.jobs"
-    kafka_group: str = "eventtrigger-workers"
-    kafka_partitions: int = 6
-    kafka_replication: int = 1
-    http_host: str = "0.0.0.0"
-    http_port: int = 8080
-    public_url: str = "http://localhost:8080"
+    kafka_bootstrap: tuple[str, ...] = (DEFAULTS["KAFKA_BOOTSTRAP"],)
+    kafka_topic: str = DEFAULTS["KAFKA_TOPIC"]
+    kafka_group: str = DEFAULTS["KAFKA_GROUP"]
+    kafka_partitions: int = int(DEFAULTS["KAFKA_PARTITIONS"])
+    kafka_replication: int = int(DEFAULTS["KAFKA_REPLICATION"])
+    http_host: str = DEFAULTS["HTTP_HOST"]
+    http_port: int = int(DEFAULTS["HTTP_PORT"])
+    public_url: str = DEFAULTS["PUBLIC_URL"]
     api_keys: tuple[Secret, ...] = ()
     auth_enabled: bool = True
     egress_allow: tuple[IPNetwork, ...] = ()
-    retention_active: timedelta = timedelta(hours=2)
-    retention_total: timedelta = timedelta(hours=48)
-    retention_interval: timedelta = timedelta(seconds=30)
-    log_level: str = "INFO"
+    retention_active: timedelta = DEFAULT_DURATIONS["RETENTION_ACTIVE"]
+    retention_total: timedelta = DEFAULT_DURATIONS["RETENTION_TOTAL"]
+    retention_interval: timedelta = DEFAULT_DURATIONS["RETENTION_INTERVAL"]
+    log_level: str = DEFAULTS["LOG_LEVEL"]
     log_format: Literal["json", "text"] = "json"
-    max_body_bytes: int = 1024 * 1024
-    shutdown_grace: timedelta = timedelta(seconds=30)
+    max_body_bytes: int = int(DEFAULTS["MAX_BODY_BYTES"])
+    shutdown_grace: timedelta = DEFAULT_DURATIONS["SHUTDOWN_GRACE"]
     # How long work held by a process that died waits before another process takes it:
     # claimed occurrences, unpublished events, deliveries in progress. Live holders renew
     # their leases well within it; 5 s leaves a firing interrupted by a crash inside
     # the 10 s firing promise (with Kafka's 6 s session timeout, bus.py).
-    recovery_after: timedelta = timedelta(seconds=5)
-    worker_concurrency: int = 256
-    worker_per_host: int = 32
+    recovery_after: timedelta = DEFAULT_DURATIONS["RECOVERY_AFTER"]
+    worker_concurrency: int = int(DEFAULTS["WORKER_CONCURRENCY"])
+    worker_per_host: int = int(DEFAULTS["WORKER_PER_HOST"])
 
     @property
     def dlq_topic(self) -> str:
@@ -110,20 +144,20 @@ class _Reader:
     def __init__(self, values: Mapping[str, str]) -> None:
         self._values = values
 
-    def _get(self, name: str, default: str) -> str:
-        return self._values.get(f"EVENTTRIGGER_{name}", default).strip()
+    def _get(self, name: str) -> str:
+        return self._values.get(f"EVENTTRIGGER_{name}", DEFAULTS[name]).strip()
 
-    def _duration(self, name: str, default: str, minimum: timedelta) -> timedelta:
+    def _duration(self, name: str, minimum: timedelta) -> timedelta:
         try:
-            value = parse_duration(self._get(name, default))
+            value = parse_duration(self._get(name))
         except DurationError as exc:
             raise SettingsError(f"EVENTTRIGGER_{name}", str(exc)) from None
         if value < minimum:
             raise SettingsError(f"EVENTTRIGGER_{name}", f"must be at least {minimum}")
         return value
 
-    def _int(self, name: str, default: str, low: int, high: int, what: str) -> int:
-        raw = self._get(name, default)
+    def _int(self, name: str, low: int, high: int, what: str) -> int:
+        raw = self._get(name)
         try:
             value = int(raw)
         except ValueError:
@@ -132,8 +166,8 @@ class _Reader:
             raise SettingsError(f"EVENTTRIGGER_{name}", f"{raw!r} is not {what} ({low}-{high})")
         return value
 
-    def _choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
-        value = self._get(name, default)
+    def _choice(self, name: str, choices: tuple[str, ...]) -> str:
+        value = self._get(name)
         if value.lower() not in choices:
             raise SettingsError(
                 f"EVENTTRIGGER_{name}", f"{value!r} is not one of {', '.join(choices)}"
@@ -141,18 +175,16 @@ class _Reader:
         return value.lower()
 
     def settings(self) -> Settings:
-        active = self._duration("RETENTION_ACTIVE", "2h", timedelta(seconds=1))
-        total = self._duration("RETENTION_TOTAL", "48h", timedelta(seconds=1))
+        active = self._duration("RETENTION_ACTIVE", timedelta(seconds=1))
+        total = self._duration("RETENTION_TOTAL", timedelta(seconds=1))
         if total <= active:
             raise SettingsError(
                 "EVENTTRIGGER_RETENTION_TOTAL", "must be longer than EVENTTRIGGER_RETENTION_ACTIVE"
             )
-        brokers = tuple(
-            b.strip() for b in self._get("KAFKA_BOOTSTRAP", "127.0.0.1:9092").split(",")
-        )
+        brokers = tuple(b.strip() for b in self._get("KAFKA_BOOTSTRAP").split(","))
         if not all(b.rpartition(":")[0] and b.rpartition(":")[2].isdigit() for b in brokers):
             raise SettingsError("EVENTTRIGGER_KAFKA_BOOTSTRAP", "expected host:port[,host:port...]")
-        public_url = self._get("PUBLIC_URL", "http://localhost:8080").rstrip("/")
+        public_url = self._get("PUBLIC_URL").rstrip("/")
         if (
             urlsplit(public_url).scheme not in ("http", "https")
             or not urlsplit(public_url).hostname
@@ -162,37 +194,33 @@ class _Reader:
             database=self._database(),
             kafka_bootstrap=brokers,
             kafka_topic=self._topic(),
-            kafka_group=self._get("KAFKA_GROUP", "eventtrigger-workers") or "eventtrigger-workers",
-            kafka_partitions=self._int("KAFKA_PARTITIONS", "6", 1, 1000, "a partition count"),
-            kafka_replication=self._int("KAFKA_REPLICATION", "1", 1, 10, "a replication factor"),
-            http_host=self._get("HTTP_HOST", "0.0.0.0"),
-            http_port=self._int("HTTP_PORT", "8080", 1, 65535, "a port number"),
+            kafka_group=self._get("KAFKA_GROUP") or DEFAULTS["KAFKA_GROUP"],
+            kafka_partitions=self._int("KAFKA_PARTITIONS", 1, 1000, "a partition count"),
+            kafka_replication=self._int("KAFKA_REPLICATION", 1, 10, "a replication factor"),
+            http_host=self._get("HTTP_HOST"),
+            http_port=self._int("HTTP_PORT", 1, 65535, "a port number"),
             public_url=public_url,
             api_keys=tuple(
-                Secret(k.strip()) for k in self._get("API_KEYS", "").split(",") if k.strip()
+                Secret(k.strip()) for k in self._get("API_KEYS").split(",") if k.strip()
             ),
-            auth_enabled=self._choice("AUTH", "enabled", ("enabled", "disabled")) == "enabled",
+            auth_enabled=self._choice("AUTH", ("enabled", "disabled")) == "enabled",
             egress_allow=self._cidrs(),
             retention_active=active,
             retention_total=total,
-            retention_interval=self._duration("RETENTION_INTERVAL", "30s", timedelta(seconds=0.1)),
+            retention_interval=self._duration("RETENTION_INTERVAL", timedelta(seconds=0.1)),
             log_level=self._choice(
-                "LOG_LEVEL", "INFO", ("trace", "debug", "info", "warning", "error", "critical")
+                "LOG_LEVEL", ("trace", "debug", "info", "warning", "error", "critical")
             ).upper(),
-            log_format="json"
-            if self._choice("LOG_FORMAT", "json", ("json", "text")) == "json"
-            else "text",
-            max_body_bytes=self._int(
-                "MAX_BODY_BYTES", str(1024 * 1024), 1024, 64 * 1024 * 1024, "a size in bytes"
-            ),
-            shutdown_grace=self._duration("SHUTDOWN_GRACE", "30s", timedelta(0)),
-            recovery_after=self._duration("RECOVERY_AFTER", "5s", timedelta(seconds=1)),
-            worker_concurrency=self._int("WORKER_CONCURRENCY", "256", 1, 10000, "a task count"),
-            worker_per_host=self._int("WORKER_PER_HOST", "32", 1, 10000, "a task count"),
+            log_format="json" if self._choice("LOG_FORMAT", ("json", "text")) == "json" else "text",
+            max_body_bytes=self._int("MAX_BODY_BYTES", 1024, 64 * 1024 * 1024, "a size in bytes"),
+            shutdown_grace=self._duration("SHUTDOWN_GRACE", timedelta(0)),
+            recovery_after=self._duration("RECOVERY_AFTER", timedelta(seconds=1)),
+            worker_concurrency=self._int("WORKER_CONCURRENCY", 1, 10000, "a task count"),
+            worker_per_host=self._int("WORKER_PER_HOST", 1, 10000, "a task count"),
         )
 
     def _topic(self) -> str:
-        topic = self._get("KAFKA_TOPIC", "eventtrigger.jobs")
+        topic = self._get("KAFKA_TOPIC")
         allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
         if not topic or len(topic) > 200 or not set(topic) <= allowed:
             raise SettingsError("EVENTTRIGGER_KAFKA_TOPIC", "use 1-200 of [a-zA-Z0-9._-]")
@@ -200,7 +228,7 @@ class _Reader:
 
     def _cidrs(self) -> tuple[IPNetwork, ...]:
         networks: list[IPNetwork] = []
-        for item in self._get("EGRESS_ALLOW_CIDRS", "").split(","):
+        for item in self._get("EGRESS_ALLOW_CIDRS").split(","):
             if not item.strip():
                 continue
             try:
@@ -213,7 +241,7 @@ class _Reader:
 
     def _database(self) -> DatabaseSettings:
         name = "EVENTTRIGGER_DATABASE_URL"
-        url = urlsplit(self._get("DATABASE_URL", "mysql://root@127.0.0.1:3306/eventtrigger"))
+        url = urlsplit(self._get("DATABASE_URL"))
         if url.scheme not in ("mysql", "mariadb", "mysql+asyncmy"):
             raise SettingsError(name, "expected mysql://user[:password]@host[:port]/database")
         database = url.path.lstrip("/")
@@ -231,5 +259,5 @@ class _Reader:
             user=unquote(url.username or "root"),
             password=Secret(unquote(url.password or "")),
             database=database,
-            pool_size=self._int("DATABASE_POOL_SIZE", "10", 1, 500, "a pool size"),
+            pool_size=self._int("DATABASE_POOL_SIZE", 1, 500, "a pool size"),
         )

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from eventtrigger.config import DEFAULT_DURATIONS
 from eventtrigger.domain import schedule
 from eventtrigger.domain.durations import DurationError, format_duration, parse_duration
 from eventtrigger.domain.egress import IPNetwork, host_refusal
@@ -67,7 +68,7 @@ class Limits:
     """What validation needs from the settings."""
 
     egress_allow: tuple[IPNetwork, ...] = ()
-    retention_active: timedelta = timedelta(hours=2)
+    retention_active: timedelta = DEFAULT_DURATIONS["RETENTION_ACTIVE"]
 
 
 @dataclass(frozen=True)
