@@ -15,13 +15,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-import orjson
 from aiohttp.abc import ResolveResult
 from aiohttp.resolver import ThreadedResolver
 
 from eventtrigger import __version__
 from eventtrigger.domain.durations import parse_duration
 from eventtrigger.domain.egress import IPNetwork, refusal
+from eventtrigger.domain.jobs import request_body
 from eventtrigger.domain.signing import job_keys, signature_header
 
 MAX_ERROR = 500  # characters of an error or response kept in the event log
@@ -87,7 +87,9 @@ class Deliverer:
             literal = None
         if literal is not None and (why := refusal(literal, self._allowed)) is not None:
             return Result(None, f"refused: {why}", None, permanent=True)
-        body = b"" if request["body"] is None else orjson.dumps(request["body"])
+        # POST/PUT/PATCH send the payload as JSON, a `null` payload too (`request_body`).
+        sent = request_body(request)
+        body = sent or b""
         timestamp = int(now.timestamp())
         # The user's own User-Agent / Content-Type win; names compare case-insensitively so
         # a request never carries two of either.
@@ -95,7 +97,7 @@ class Deliverer:
         given = {name.lower() for name in headers}
         if "user-agent" not in given:
             headers["User-Agent"] = f"eventtrigger/{__version__}"
-        if request["body"] is not None and "content-type" not in given:
+        if sent is not None and "content-type" not in given:
             headers["Content-Type"] = "application/json"
         headers["webhook-id"] = job["event_id"]
         headers["webhook-timestamp"] = str(timestamp)
@@ -108,7 +110,7 @@ class Deliverer:
             async with self._session.request(
                 request["method"],
                 request["url"],
-                data=body if request["body"] is not None else None,
+                data=sent,
                 headers=headers,
                 allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=timeout),

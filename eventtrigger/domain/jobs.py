@@ -1,35 +1,114 @@
-"""Events and the Kafka job message (pure).
+"""Events and the Kafka job message: one typed contract (pure).
 
 An event row holds everything needed to (re)build its job: the payload and a `request`
 snapshot of the trigger's delivery settings taken when it fired, so edits after a firing
 never change it and a re-publish sends exactly what the first publish sent.
+
+The contract has three ends, all here: `from_event` builds a job (the `Job` shape),
+`decode_job` checks one read back from Kafka (every field the worker and delivery rely
+on, or `BadJob` with a stable reason), and `dead_letter` / `rejected_message` make the
+copies for the dead-letter topic, which never carry a secret: the dead-letter topic is
+read by people and tools that have no business signing as the trigger.
+
+Bodies: POST, PUT and PATCH always send the payload as JSON, a `null` payload included
+(`request.body` is then None, which is why the method, not the body, decides whether a
+request has one); GET and DELETE send none. Messages published before this rule read the
+same way, so they stay deliverable.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NotRequired, TypedDict
+from urllib.parse import urlsplit
 
 import orjson
 
+from eventtrigger.domain.durations import DurationError, parse_duration
 from eventtrigger.domain.signing import SigningKeys
-from eventtrigger.domain.triggers import iso, parse_iso
+from eventtrigger.domain.times import iso, parse_iso
 
 MESSAGE_VERSION = 1
 # Kafka refuses messages over 1 MiB by default (broker and producer alike); a job must
 # fit whole, so bodies are capped below that at the door rather than failing later.
 MAX_JOB_BYTES = 1_000_000
+# What a reader accepts: the cap plus room for what the size check at the door does not
+# see exactly (the attempt number's digits, a rotation's fields); past it, no producer of
+# ours made the message.
+MAX_READ_BYTES = MAX_JOB_BYTES + 64 * 1024
 _SAMPLE_TIME = datetime(2000, 1, 1, 0, 0, 0, 1, tzinfo=UTC)
+METHODS = frozenset({"POST", "GET", "PUT", "PATCH", "DELETE"})
 BODYLESS_METHODS = frozenset({"GET", "DELETE"})
 TEST_RUN_NOTE = "test run"
 _ROTATION_FIELDS = ("previous_signing_secret", "previous_secret_expires_at")
+# Never in a dead-letter copy (nor in any field whose name says "secret").
+SECRET_FIELDS = ("signing_secret", *_ROTATION_FIELDS)
+DEFAULT_PORTS = {"http": 80, "https": 443}
+REJECT_REASONS = ("not_json", "too_large", "missing_field", "bad_field", "bad_url", "bad_version")
+REJECTED_HEAD_BYTES = 1024
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})")
+# In the head of a rejected message: a `whsec_` secret, or the value of any JSON field
+# whose name mentions a secret (the value may be cut short by the head's end).
+_SECRET_VALUE = re.compile(r'("[^"]*secret[^"]*"\s*:\s*)"[^"]*"?', re.IGNORECASE)
+_WHSEC = re.compile(r"whsec_[A-Za-z0-9+/=_-]*")
+REDACTED = "[redacted]"
 
 
-def request_snapshot(config: dict[str, Any], signing: str | SigningKeys) -> dict[str, Any]:
+class JobRequest(TypedDict):
+    url: str
+    method: str  # one of METHODS
+    headers: dict[str, str]
+    body: Any  # the payload (None for GET/DELETE, or a JSON null payload)
+
+
+class RetryPolicy(TypedDict):
+    max_attempts: int
+    initial_delay: str | int | float  # durations, as `parse_duration` reads them
+    max_delay: str | int | float
+
+
+class Job(TypedDict):
+    """The v1 job message, as published to the job topic."""
+
+    v: int
+    event_id: str
+    trigger_id: str | None  # None for pure test runs
+    trigger_type: str
+    source: str
+    is_test_run: bool
+    scheduled_at: str  # RFC 3339
+    fired_at: str  # RFC 3339
+    attempt: int  # >= 1
+    request: JobRequest
+    timeout: str | int | float
+    retry: RetryPolicy
+    signing_secret: str
+    # Only while a rotation's previous secret may still sign (absent otherwise).
+    previous_signing_secret: NotRequired[str]
+    previous_secret_expires_at: NotRequired[str]
+
+
+class BadJob(ValueError):
+    """A message on the job topic that is not a usable job: `reason` is one of
+    REJECT_REASONS (a metric label), `detail` names the field."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def request_snapshot(
+    config: dict[str, Any], signing: str | SigningKeys, now: datetime | None = None
+) -> dict[str, Any]:
     """The delivery settings a firing keeps. During a secret rotation's grace the previous
     secret and its expiry go along, so the worker can add its signature to attempts made
-    before that expiry (and only to those)."""
+    before that expiry (and only to those). Given `now` (the firing's time), a previous
+    secret whose grace has ended by then is left out."""
     keys = signing if isinstance(signing, SigningKeys) else SigningKeys(signing)
     snapshot = {
         "url": config["endpoint"],
@@ -39,8 +118,9 @@ def request_snapshot(config: dict[str, Any], signing: str | SigningKeys) -> dict
         "retry": config["retry"],
         "signing_secret": keys.secret,
     }
-    if keys.previous is not None and keys.previous_expires_at is not None:
-        snapshot["previous_signing_secret"] = keys.previous
+    previous = keys.previous if now is None else keys.previous_at(now)
+    if previous is not None and keys.previous_expires_at is not None:
+        snapshot["previous_signing_secret"] = previous
         snapshot["previous_secret_expires_at"] = iso(keys.previous_expires_at)
     return snapshot
 
@@ -62,8 +142,12 @@ class NewEvent:
     replay_of: str | None = None  # the event this one replays (source "replay")
 
 
-def job_message(event: dict[str, Any]) -> dict[str, Any]:
-    """The v1 job for an event row (a dict with event_logs column names)."""
+def from_event(event: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
+    """The v1 job (a `Job`) for an event row (a dict with event_logs column names).
+
+    A previous secret whose grace ended by the event's firing (or by `now`, the publish
+    time, when given) is not copied: it could sign nothing, so it has no reason to travel.
+    """
     request = event["request"]
     method = request["method"]
     return {
@@ -86,23 +170,221 @@ def job_message(event: dict[str, Any]) -> dict[str, Any]:
         "retry": request["retry"],
         "signing_secret": request["signing_secret"],
         # Only while a rotation's previous secret may still sign (absent otherwise).
-        **{k: request[k] for k in _ROTATION_FIELDS if k in request},
+        **_rotation(request, max(_utc(event["fired_at"]), _utc(now or event["fired_at"]))),
     }
+
+
+job_message = from_event  # the name callers used before the contract had three ends
+
+
+def _utc(value: datetime) -> datetime:
+    """Naive times are UTC here (as the database's are)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _rotation(request: dict[str, Any], at: datetime) -> dict[str, Any]:
+    fields = {k: request[k] for k in _ROTATION_FIELDS if k in request}
+    try:
+        expired = parse_iso(fields["previous_secret_expires_at"]) <= at
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return fields  # malformed or partial: the worker ignores it (`job_keys`)
+    return {} if expired else fields
+
+
+def request_body(request: dict[str, Any]) -> bytes | None:
+    """The bytes a job's request sends: its payload as JSON (`null` too) unless the method
+    takes no body (None then)."""
+    if request["method"] in BODYLESS_METHODS:
+        return None
+    return orjson.dumps(request["body"])
+
+
+def _strip_secrets(message: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in message.items() if k not in SECRET_FIELDS and "secret" not in k}
+
+
+def dead_letter(job: dict[str, Any], error: str | None, status_code: int | None) -> dict[str, Any]:
+    """The dead-letter copy of a job that failed for good: the job, why, and no secret."""
+    return {**_strip_secrets(job), "final_error": error, "final_status_code": status_code}
 
 
 def dead_letter_message(event: dict[str, Any]) -> dict[str, Any]:
     """The dead-letter copy of a final failure, from its event row (with `attempts`,
     `last_error` and `last_status_code`): the last attempt's job and why it failed."""
-    last = job_message({**event, "attempts": int(event["attempts"]) - 1})
+    last = from_event({**event, "attempts": int(event["attempts"]) - 1})
+    return dead_letter(last, event["last_error"], event["last_status_code"])
+
+
+def rejected_message(
+    value: bytes | None, reason: str, detail: str, topic: str, partition: int, offset: int
+) -> dict[str, Any]:
+    """The dead-letter body for a message on the job topic that is not a job: where it
+    was, why, and its first REJECTED_HEAD_BYTES as text, secrets blanked out."""
+    raw = value or b""
+    head = raw[:REJECTED_HEAD_BYTES].decode(errors="replace")
+    try:
+        parsed = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        parsed = None
+    if isinstance(parsed, dict):
+        head = orjson.dumps(_strip_secrets(parsed))[:REJECTED_HEAD_BYTES].decode(errors="replace")
+    head = _WHSEC.sub(REDACTED, _SECRET_VALUE.sub(rf'\1"{REDACTED}"', head))
     return {
-        **last,
-        "final_error": event["last_error"],
-        "final_status_code": event["last_status_code"],
+        "v": MESSAGE_VERSION,
+        "rejected": True,
+        "reason": reason,
+        "detail": detail,
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "value_bytes": len(raw),
+        "value_head": head,
     }
 
 
+# -- reading a job back -----------------------------------------------------------------
+
+
+def decode_job(value: bytes | None) -> dict[str, Any]:
+    """A job message read from Kafka, checked for every field the worker and delivery
+    rely on; BadJob (with its reason and the field) otherwise."""
+    raw = value or b""
+    if len(raw) > MAX_READ_BYTES:
+        raise BadJob("too_large", f"{len(raw)} bytes, over {MAX_READ_BYTES}")
+    try:
+        job = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadJob("not_json", f"not JSON: {exc}") from None
+    if not isinstance(job, dict):
+        raise BadJob("not_json", f"not a JSON object but {type(job).__name__}")
+    version = _field(job, "v")
+    if not _is_int(version) or version != MESSAGE_VERSION:
+        raise BadJob("bad_version", f"v: {version!r} is not {MESSAGE_VERSION}")
+    _text(job, "event_id")
+    trigger_id = _field(job, "trigger_id")
+    if trigger_id is not None and not (isinstance(trigger_id, str) and trigger_id):
+        raise BadJob("bad_field", "trigger_id: expected a string or null")
+    if "trigger_type" in job:
+        _text(job, "trigger_type")
+    if "is_test_run" in job and not isinstance(job["is_test_run"], bool):
+        raise BadJob("bad_field", "is_test_run: expected true or false")
+    attempt = _field(job, "attempt")
+    if not _is_int(attempt) or attempt < 1:
+        raise BadJob("bad_field", "attempt: expected an integer >= 1")
+    _text(job, "source")
+    _time(job, "fired_at")
+    _time(job, "scheduled_at")
+    request = _object(job, "request")
+    _url(_field(request, "url", "request."))
+    method = _field(request, "method", "request.")
+    if method not in METHODS:
+        raise BadJob("bad_field", f"request.method: expected one of {', '.join(sorted(METHODS))}")
+    headers = _object(request, "headers", "request.")
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
+        raise BadJob("bad_field", "request.headers: expected string names and values")
+    _field(request, "body", "request.")
+    if _duration(job, "timeout").total_seconds() <= 0:
+        raise BadJob("bad_field", "timeout: must be longer than 0s")
+    policy = _object(job, "retry")
+    max_attempts = _field(policy, "max_attempts", "retry.")
+    if not _is_int(max_attempts) or max_attempts < 1:
+        raise BadJob("bad_field", "retry.max_attempts: expected an integer >= 1")
+    _duration(policy, "initial_delay", "retry.")
+    _duration(policy, "max_delay", "retry.")
+    _text(job, "signing_secret")
+    # A rotation's fields are optional, and null means absent; present, they must be whole.
+    previous = job.get("previous_signing_secret")
+    expires = job.get("previous_secret_expires_at")
+    if previous is not None or expires is not None:
+        _text(job, "previous_signing_secret")
+        _time(job, "previous_secret_expires_at")
+    return job
+
+
+decode = decode_job
+
+
+def _field(obj: dict[str, Any], name: str, prefix: str = "") -> Any:
+    if name not in obj:
+        raise BadJob("missing_field", f"{prefix}{name}: missing")
+    return obj[name]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _text(obj: dict[str, Any], name: str, prefix: str = "") -> str:
+    value = _field(obj, name, prefix)
+    if not isinstance(value, str) or not value:
+        raise BadJob("bad_field", f"{prefix}{name}: expected a non-empty string")
+    return value
+
+
+def _object(obj: dict[str, Any], name: str, prefix: str = "") -> dict[str, Any]:
+    value = _field(obj, name, prefix)
+    if not isinstance(value, dict):
+        raise BadJob("bad_field", f"{prefix}{name}: expected an object")
+    return value
+
+
+def _time(obj: dict[str, Any], name: str) -> datetime:
+    value = _text(obj, name)
+    try:
+        if not _RFC3339.fullmatch(value):
+            raise ValueError(value)
+        return parse_iso(value)
+    except ValueError:
+        raise BadJob("bad_field", f"{name}: not an RFC 3339 time") from None
+
+
+def _duration(obj: dict[str, Any], name: str, prefix: str = "") -> Any:
+    value = _field(obj, name, prefix)
+    try:
+        return parse_duration(value)
+    except (DurationError, TypeError, OverflowError) as exc:
+        raise BadJob("bad_field", f"{prefix}{name}: {exc}") from None
+
+
+def _url(url: Any) -> None:
+    if not isinstance(url, str):
+        raise BadJob("bad_url", "request.url: expected a string")
+    try:
+        parts = urlsplit(url)
+        host, _ = parts.hostname, parts.port  # `.port` raises on a port out of range
+    except ValueError as exc:
+        raise BadJob("bad_url", f"request.url: {exc}") from None
+    if parts.scheme not in DEFAULT_PORTS:
+        raise BadJob("bad_url", "request.url: the scheme must be http or https")
+    if not host:
+        raise BadJob("bad_url", "request.url: no host")
+
+
+def endpoint_key(url: str) -> str:
+    """Scheme, host and port of a delivery URL, the host lower-cased (IDNA-encoded, IPv6
+    compressed in brackets) and the default port made explicit: what one endpoint's jobs
+    share. ValueError if the URL cannot be split (`decode_job` refuses those)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = parts.hostname or ""
+    port = parts.port or DEFAULT_PORTS.get(scheme, 0)
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        # A host IDNA refuses stays as it is: it cannot be sent to anyway (delivery
+        # records a permanent failure).
+        with contextlib.suppress(UnicodeError):
+            host = host.encode("idna").decode("ascii")
+    else:
+        host = f"[{address.compressed}]" if address.version == 6 else address.compressed
+    return f"{scheme}://{host}:{port}"
+
+
+# -- helpers for the API ----------------------------------------------------------------
+
+
 def event_dict(event: NewEvent) -> dict[str, Any]:
-    """A NewEvent in the shape `job_message` reads (no attempts made yet)."""
+    """A NewEvent in the shape `from_event` reads (no attempts made yet)."""
     return {
         "id": event.id,
         "trigger_id": event.trigger_id,
@@ -124,7 +406,9 @@ def job_bytes(payload: Any, request: dict[str, Any]) -> int:
         "source": "manual-test", "is_test_run": True, "scheduled_at": _SAMPLE_TIME,
         "fired_at": _SAMPLE_TIME, "payload": payload, "request": request, "attempts": 19,
     }  # fmt: skip
-    return len(orjson.dumps(job_message(sample)))
+    # The largest such job: a rotation's fields counted whatever their expiry says.
+    message = {**from_event(sample), **{k: request[k] for k in _ROTATION_FIELDS if k in request}}
+    return len(orjson.dumps(message))
 
 
 def message_key(message: dict[str, Any]) -> bytes:

@@ -23,7 +23,7 @@ from typing import Any
 
 from eventtrigger.domain.durations import DurationError, parse_duration
 from eventtrigger.domain.errors import FieldError, InvalidInput
-from eventtrigger.domain.triggers import parse_iso
+from eventtrigger.domain.times import parse_iso
 
 DEFAULT_GRACE = timedelta(hours=24)
 MAX_GRACE = timedelta(days=7)

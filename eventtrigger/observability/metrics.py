@@ -24,6 +24,8 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from eventtrigger.domain.jobs import REJECT_REASONS
+
 # Buckets from milliseconds to minutes: firing lateness is sub-second when all is well,
 # and minutes when something is badly wrong; both must be visible.
 LATENCY_BUCKETS = (
@@ -136,6 +138,12 @@ class Metrics:
             "Triggers paused after auto_pause_after consecutive final failures",
             registry=r,
         )
+        self.jobs_rejected = Counter(
+            "eventtrigger_jobs_rejected_total",
+            "Messages on the job topic that were not usable jobs, by reason; each is "
+            "copied to the dead-letter topic and skipped",
+            ["reason"], registry=r,
+        )  # fmt: skip
         self.recent_lateness = RecentWindow()
         self.recent_delivery = RecentWindow()
         r.register(_RecentQuantiles(
@@ -152,6 +160,8 @@ class Metrics:
             self.jobs_processed.labels(outcome)
         for outcome in ("success", "retrying", "failure"):
             self.delivery_attempts.labels(outcome)
+        for reason in REJECT_REASONS:
+            self.jobs_rejected.labels(reason)
 
     def observe_lateness(self, seconds: float) -> None:
         self.fire_lateness.observe(seconds)

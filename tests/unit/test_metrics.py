@@ -9,8 +9,10 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from eventtrigger.domain.jobs import REJECT_REASONS
 from eventtrigger.observability.metrics import RECENT_SECONDS, Metrics, RecentWindow, quantiles
-from eventtrigger.observability.stats import Snapshot, publish
+from eventtrigger.observability.stats import publish
+from eventtrigger.store.stats import Snapshot
 
 QUANTILE_LABELS = {"0.5", "0.95", "0.99"}
 
@@ -203,3 +205,15 @@ def test_publish_sets_the_database_derived_gauges() -> None:
     assert {
         (s.labels["type"], s.labels["status"]): s.value for s in samples["eventtrigger_triggers"]
     } == {("webhook", "active"): 1}
+
+
+def test_rejected_jobs_are_counted_by_reason_from_zero() -> None:
+    metrics = Metrics()
+    before = _samples(metrics)
+    for reason in REJECT_REASONS:  # every reason is exposed before the first rejection
+        assert _value(before, "eventtrigger_jobs_rejected_total", reason=reason) == 0
+    metrics.jobs_rejected.labels("bad_url").inc()
+    metrics.jobs_rejected.labels("bad_url").inc()
+    after = _samples(metrics)
+    assert _value(after, "eventtrigger_jobs_rejected_total", reason="bad_url") == 2
+    assert _value(after, "eventtrigger_jobs_rejected_total", reason="not_json") == 0

@@ -145,3 +145,58 @@ def test_webhook_tokens_are_random_urlsafe_and_at_least_128_bits() -> None:
     for token in tokens:
         assert re.fullmatch(r"[A-Za-z0-9_-]{32}", token)
         assert len(base64.urlsafe_b64decode(token)) * 8 >= 128
+
+
+# ---- an expired previous secret travels no further ---------------------------------------
+
+EXPIRES = NOW + timedelta(hours=1)
+ROTATING = SigningKeys(NEW, OLD, EXPIRES)
+
+
+def _event(fired_at: datetime, keys: SigningKeys = ROTATING) -> dict[str, Any]:
+    return {
+        "id": "E1", "trigger_id": "T1", "trigger_type": "webhook", "source": "api",
+        "is_test_run": False, "scheduled_at": fired_at, "fired_at": fired_at,
+        "payload": {"a": 1}, "attempts": 0, "request": request_snapshot(CONFIG, keys),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("now", "kept"),
+    [
+        (None, True),  # callers that give no time keep what they were given
+        (EXPIRES - timedelta(microseconds=1), True),
+        (EXPIRES, False),
+        (EXPIRES + timedelta(days=3), False),
+    ],
+)
+def test_a_snapshot_taken_after_the_grace_leaves_the_previous_secret_out(
+    now: datetime | None, kept: bool
+) -> None:
+    snapshot = request_snapshot(CONFIG, ROTATING, now)
+    assert snapshot["signing_secret"] == NEW
+    assert ("previous_signing_secret" in snapshot) is kept
+    assert ("previous_secret_expires_at" in snapshot) is kept
+    assert (OLD in str(snapshot)) is kept
+
+
+@pytest.mark.parametrize("after", [timedelta(0), timedelta(seconds=1), timedelta(days=2)])
+def test_a_job_fired_after_the_grace_carries_no_previous_secret(after: timedelta) -> None:
+    # The webhook path's snapshot (a cached trigger record, say) still holds the previous
+    # secret and its past expiry: the job built from it must not carry them on.
+    event = _event(EXPIRES + after)
+    assert event["request"]["previous_signing_secret"] == OLD
+    job = job_message(event)
+    assert "previous_signing_secret" not in job
+    assert "previous_secret_expires_at" not in job
+    assert OLD not in str(job)
+    assert job_keys(job) == SigningKeys(NEW)
+
+
+def test_a_job_fired_during_the_grace_keeps_it_until_a_re_publish_after_the_expiry() -> None:
+    event = _event(EXPIRES - timedelta(minutes=5))
+    assert job_keys(job_message(event)) == ROTATING
+    assert job_keys(job_message(event, EXPIRES - timedelta(seconds=1))) == ROTATING
+    # Re-published (a retry, a lost job) once the grace is over: the new secret only.
+    assert job_keys(job_message(event, EXPIRES)) == SigningKeys(NEW)
+    assert "previous_signing_secret" not in job_message(event, EXPIRES + timedelta(hours=1))
