@@ -10,6 +10,9 @@ Misfires: an occurrence found more than `misfire_grace` after its fire time (an 
 a stopped scheduler) is handled by `misfire`: `fire_once` fires the latest missed
 occurrence once, `skip` fires none, `fire_all` fires each missed one (the first
 FIRE_ALL_MAX). Either way the schedule then continues with the next future occurrence.
+`fire_all` also fires each occurrence missed within the grace (a short stall); the other
+policies fire the late one and continue from now. Missed times that do not fire are
+counted in the plan (up to SKIPPED_COUNT_MAX), for the scheduler's misfire log and metric.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from eventtrigger.domain.durations import parse_duration
 FIRE_ONCE, SKIP, FIRE_ALL = "fire_once", "skip", "fire_all"
 DEFAULT_MISFIRE, DEFAULT_GRACE = FIRE_ONCE, timedelta(seconds=60)
 FIRE_ALL_MAX = 100
+SKIPPED_COUNT_MAX = 100  # missed times counted one by one (each costs a schedule step)
 _US = timedelta(microseconds=1)
 
 Next = Callable[[datetime], datetime | None]  # the first nominal time strictly after
@@ -57,30 +61,73 @@ class Plan:
 
     fire: tuple[datetime, ...]  # nominal times to fire now (each one event)
     after: datetime  # the next occurrence is the first nominal time strictly after this
-    misfired: bool  # found more than misfire_grace late
+    misfired: bool  # found more than misfire_grace late, or fire_all had to drop some
     policy: str
+    upcoming: datetime | None = None  # that next nominal time (None: the schedule ended)
+    # Missed nominal times neither fired nor to come, counted one by one up to
+    # SKIPPED_COUNT_MAX (a fine cron misses millions in an outage); `skipped_more`: more.
+    skipped: int = 0
+    skipped_more: bool = False
 
 
 def plan(
-    config: dict[str, Any], nominal: datetime, fire_at: datetime, now: datetime, nxt: Next
+    config: dict[str, Any],
+    nominal: datetime,
+    fire_at: datetime,
+    now: datetime,
+    nxt: Next,
+    fire_time_of: Callable[[datetime], datetime] | None = None,
 ) -> Plan:
     """The misfire decision for the occurrence at `nominal` (firing at `fire_at`), found
-    due at `now`; `nxt(t)` is the schedule's first nominal time strictly after t."""
+    due at `now`; `nxt(t)` is the schedule's first nominal time strictly after t, and
+    `fire_time_of(t)` the fire time of the one at t (t itself without jitter)."""
     policy = str(config.get("misfire", DEFAULT_MISFIRE))
     grace = parse_duration(config.get("misfire_grace", DEFAULT_GRACE.total_seconds()))
-    if now - fire_at <= grace:
+    late = now - fire_at > grace
+    if policy == FIRE_ALL:
+        return _fire_all(nominal, now, nxt, fire_time_of or (lambda t: t), late)
+    if not late:
         # On time (or late within the grace): fire it. The next one follows on from it,
         # but never from before now minus the jitter: a short stall skips no more than
-        # it used to, and jittered occurrences keep their own window.
-        return Plan((nominal,), max(nominal, now - jitter_of(config)), False, policy)
+        # it used to, and jittered occurrences keep their own window. What it skips is
+        # counted.
+        after = max(nominal, now - jitter_of(config))
+        skipped, more, upcoming = _count(nxt(nominal), after, nxt)
+        return Plan((nominal,), after, False, policy, upcoming, skipped, more)
+    missed, more, upcoming = _count(nominal, now, nxt)
     if policy == SKIP:
-        return Plan((), now, True, policy)
-    if policy == FIRE_ALL:
-        missed = [nominal]
-        while len(missed) < FIRE_ALL_MAX and (n := nxt(missed[-1])) is not None and n <= now:
-            missed.append(n)
-        return Plan(tuple(missed), now, True, policy)
-    return Plan((latest_missed(nominal, now, nxt),), now, True, policy)
+        return Plan((), now, True, policy, upcoming, missed, more)
+    latest = latest_missed(nominal, now, nxt)
+    return Plan((latest,), now, True, policy, upcoming, missed - 1, more)
+
+
+def _fire_all(
+    nominal: datetime, now: datetime, nxt: Next, due: Callable[[datetime], datetime], late: bool
+) -> Plan:
+    """Each missed occurrence whose fire time has come fires, late within the grace or
+    past it, oldest first, at most FIRE_ALL_MAX; the ones past the cap are counted and
+    dropped, and the schedule continues after now."""
+    fired = [nominal]
+    n = nxt(nominal)
+    while n is not None and due(n) <= now and len(fired) < FIRE_ALL_MAX:
+        fired.append(n)
+        n = nxt(n)
+    if n is None or due(n) > now:  # all of them: the next is the first not due yet
+        return Plan(tuple(fired), fired[-1], late, FIRE_ALL, n)
+    dropped, more, upcoming = _count(n, now, nxt)
+    return Plan(tuple(fired), now, True, FIRE_ALL, upcoming, dropped, more)
+
+
+def _count(first: datetime | None, until: datetime, nxt: Next) -> tuple[int, bool, datetime | None]:
+    """How many nominal times from `first` (inclusive) are at or before `until`, counted
+    up to SKIPPED_COUNT_MAX (then True: there are more); and the first one after `until`."""
+    n, count = first, 0
+    while n is not None and n <= until:
+        if count == SKIPPED_COUNT_MAX:
+            return count, True, nxt(until)
+        count += 1
+        n = nxt(n)
+    return count, False, n
 
 
 def latest_missed(nominal: datetime, now: datetime, nxt: Next) -> datetime:

@@ -27,7 +27,10 @@ def fire(
     def nxt(after: datetime) -> datetime | None:
         return next_fire(d.trigger_type, d.config, after)
 
-    plan = policies.plan(d.config, nominal, d.fire_at, now, nxt)
+    def fire_time(at: datetime) -> datetime:
+        return policies.fire_time(d.trigger_id, d.config, at)
+
+    plan = policies.plan(d.config, nominal, d.fire_at, now, nxt, fire_time)
     request = request_snapshot(d.config, d.signing_secret)
     events = [
         NewEvent(
@@ -36,9 +39,7 @@ def fire(
             trigger_type=d.trigger_type,
             source="scheduled",
             # The occurrence's own fire time; a missed one's capped at now.
-            scheduled_at=d.fire_at
-            if at == nominal
-            else min(policies.fire_time(d.trigger_id, d.config, at), now),
+            scheduled_at=d.fire_at if at == nominal else min(fire_time(at), now),
             fired_at=now,
             payload=d.config.get("payload"),
             request=request,
@@ -49,7 +50,6 @@ def fire(
         )
         for i, at in enumerate(plan.fire)
     ]
-    upcoming = nxt(plan.after)
-    if upcoming is None:
+    if plan.upcoming is None:
         return events, None, plan
-    return events, (policies.fire_time(d.trigger_id, d.config, upcoming), upcoming), plan
+    return events, (fire_time(plan.upcoming), plan.upcoming), plan

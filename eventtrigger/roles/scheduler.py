@@ -6,8 +6,19 @@ until the earliest fire time, then takes everything due by then, however many di
 instants that spans, and fires it in one transaction (re-check the claims under lock,
 create the events, complete the occurrences, insert the next ones). While one firing
 transaction runs the next due occurrences queue up, so under load the batches grow by
-themselves instead of the transactions piling up. The jobs go to Kafka in the
-background, so the next firing never waits for the last publish.
+themselves instead of the transactions piling up (a slow one is not waited for long:
+the next due batch goes beside it). The jobs go to Kafka in the background, so the next
+firing never waits for the last publish.
+
+A row another transaction holds (an operator's open transaction on a trigger or its
+occurrence) is skipped, not waited for: the rest of its batch fires, and the held
+occurrence stays claimed and is tried again every HELD_RETRY until it fires, once. A
+firing that fails is tried again; one that fails for a reason other than the database
+being unreachable is split up so the rest of its batch fires, and an occurrence whose
+firing fails MAX_FIRE_ATTEMPTS times is recorded as a failed event. Health: the claim
+loop beats as "scheduler", the firing loop as "firing" while it can fire (and at least
+every IDLE_WAKE while idle); stuck or failing batch after batch, it falls silent and
+/health names it.
 
 A separate loop (`republisher.py`) re-publishes events whose deadline passed. Any
 number of schedulers may run: the row locks, the lease owner check and
@@ -22,6 +33,7 @@ import heapq
 import os
 import secrets
 import socket
+from asyncio import FIRST_COMPLETED
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -48,7 +60,12 @@ POLL_SECONDS = 0.25
 CLAIM_LIMIT = 2000
 FIRE_BATCH = 250  # occurrences per firing transaction: the first jobs leave while the rest commit
 FIRING_AT_ONCE = 2  # firing transactions in flight together
-MAX_FIRE_ATTEMPTS = 3  # claims of an occurrence whose firing fails before it is given up
+# Failed firings of an occurrence (claims of it, for a schedule error) before it is given up.
+MAX_FIRE_ATTEMPTS = 3
+IDLE_WAKE = 1.0  # s: the firing loop turns (and beats) at least this often
+BATCH_GROW = 0.2  # s: how long due occurrences wait for a firing in flight before going beside it
+HELD_RETRY = timedelta(seconds=0.25)  # an occurrence another transaction holds locked: next try
+FAILED_RETRY = timedelta(seconds=1)  # an occurrence whose firing failed: next try
 
 
 class Scheduler:
@@ -62,6 +79,10 @@ class Scheduler:
         self._due: list[tuple[datetime, int]] = []  # claimed, not fired: (fire_at, id) heap
         self._known: set[int] = set()  # ids in _due or being fired
         self._wake = asyncio.Event()
+        self._alone: set[int] = set()  # ids that broke a batch: each is fired by itself
+        self._errors: dict[int, int] = {}  # id -> failed firings so far (not transient ones)
+        self._failing = 0  # firing transactions failed in a row (the firing loop stays silent)
+        self._held: set[int] = set()  # ids skipped because another transaction locks them
 
     async def run(self, stop: asyncio.Event) -> None:
         self.log.bind(action="role_started").info("scheduler {} started", self.owner)
@@ -121,55 +142,166 @@ class Scheduler:
 
         While a backlog lasts, up to FIRING_AT_ONCE full batches are in their transactions
         together, so one batch's round trips to the database overlap the next one's work.
+        A batch that takes long (a slow commit) holds the next due ones back for at most
+        BATCH_GROW: they are fired beside it rather than behind it.
         """
-        slots = asyncio.Semaphore(FIRING_AT_ONCE)
         firing: set[asyncio.Task[None]] = set()
         try:
             while not stop.is_set():
+                for done in [t for t in firing if t.done()]:
+                    firing.discard(done)
+                    done.result()  # `_fire_batch` handles firing errors; a bug is loud
+                busy = len(firing) >= FIRING_AT_ONCE
+                if not busy and not self._failing:
+                    # Beats while it can fire (or has nothing to fire): a loop whose every
+                    # slot is stuck, or whose every batch fails, falls silent and /health
+                    # names it.
+                    self.res.health.beat("scheduler", "firing")
                 self._wake.clear()
                 now = self.res.clock.now()
-                delay = (self._due[0][0] - now).total_seconds() if self._due else 1.0
+                delay = (self._due[0][0] - now).total_seconds() if self._due else IDLE_WAKE
                 if delay > 0:
                     # Woken early by a new claim (maybe an earlier one) or by stop; timers
                     # may also wake a little early, so the clock is read again either way.
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), delay)
+                        await asyncio.wait_for(self._wake.wait(), min(delay, IDLE_WAKE))
+                    continue
+                if busy:
+                    await asyncio.wait(firing, timeout=IDLE_WAKE, return_when=FIRST_COMPLETED)
                     continue
                 if firing and not self._full_batch_due(now):
                     # Under a steady stream, let the next batch grow while this one
-                    # commits; a second transaction only pays off for a backlog.
-                    await asyncio.wait(firing)
-                    continue
-                await slots.acquire()
-                now = self.res.clock.now()
-                ids: list[int] = []
-                while self._due and self._due[0][0] <= now and len(ids) < FIRE_BATCH:
-                    ids.append(heapq.heappop(self._due)[1])
-                task = asyncio.create_task(self._fire_batch(ids, slots))
-                firing.add(task)
-                task.add_done_callback(firing.discard)
-                for done in [t for t in firing if t.done()]:
-                    done.result()  # a bug in firing takes the role down, loudly
+                    # commits; a second transaction only pays off for a backlog, or when
+                    # the one in flight is slow.
+                    finished, _ = await asyncio.wait(
+                        firing, timeout=BATCH_GROW, return_when=FIRST_COMPLETED
+                    )
+                    if finished:
+                        continue
+                    now = self.res.clock.now()
+                ids = [heapq.heappop(self._due)[1]]
+                if ids[0] not in self._alone:  # one that broke a batch goes alone
+                    while (
+                        self._due
+                        and self._due[0][0] <= now
+                        and len(ids) < FIRE_BATCH
+                        and self._due[0][1] not in self._alone
+                    ):
+                        ids.append(heapq.heappop(self._due)[1])
+                firing.add(asyncio.create_task(self._fire_batch(ids), name="fire-batch"))
         finally:
             if firing:
                 await asyncio.wait(firing)
+            if stop.is_set():
+                self.res.health.forget("scheduler", "firing")
 
     def _full_batch_due(self, now: datetime) -> bool:
         if len(self._due) < FIRE_BATCH:
             return False
         return heapq.nsmallest(FIRE_BATCH, self._due)[-1][0] <= now
 
-    async def _fire_batch(self, ids: list[int], slots: asyncio.Semaphore) -> None:
+    async def _fire_batch(self, ids: list[int]) -> None:
+        """Fire `ids`; put back in the queue what must be tried again: occurrences another
+        transaction holds locked, and those of a failed firing."""
+        later: list[tuple[datetime, int]] = []
         try:
-            await retry_conflicts(lambda: self._fire(ids))
+            held = await retry_conflicts(lambda: self._fire(ids))
         except TRANSIENT_ERRORS as exc:
-            # The claims stay ours until their lease expires; then any scheduler retries.
-            self.log.bind(action="fire_failed").warning("firing {} failed: {}", ids, exc)
+            # The database is unreachable (or a lock conflict was lost again and again):
+            # the claims stay ours and are tried again; if the lease runs out meanwhile,
+            # another scheduler may take them, and our next try then finds them gone.
+            self._failing += 1
+            self.log.bind(action="fire_failed", count=len(ids), error=repr(exc)).warning(
+                "firing {} occurrence(s) failed: {!r}; will retry", len(ids), exc
+            )
+            retry_at = self.res.clock.now() + FAILED_RETRY
+            later = [(retry_at, i) for i in ids]
+        except Exception as exc:
+            self._failing += 1
+            self.log.bind(action="fire_failed", count=len(ids), error=repr(exc)).opt(
+                exception=exc
+            ).error("firing {} occurrence(s) failed: {!r}", len(ids), exc)
+            later = await self._after_failure(ids, exc)
+        else:
+            self._failing = 0
+            if held:
+                retry_at = self.res.clock.now() + HELD_RETRY
+                later = [(retry_at, i) for i in held]
+                if fresh := [i for i in held if i not in self._held]:  # once per hold
+                    self._held.update(fresh)
+                    self.log.bind(action="fire_deferred", occurrence_ids=fresh).warning(
+                        "{} occurrence(s) locked by another transaction; will retry", len(fresh)
+                    )
         finally:
-            self._known.difference_update(ids)
-            slots.release()
+            again = {i for _, i in later}
+            for i in ids:
+                if i not in again:
+                    self._known.discard(i)
+                    self._alone.discard(i)
+                    self._errors.pop(i, None)
+                    self._held.discard(i)
+            for item in later:
+                heapq.heappush(self._due, item)
+            if later:
+                self._wake.set()
 
-    async def _fire(self, ids: list[int]) -> None:
+    async def _after_failure(self, ids: list[int], exc: Exception) -> list[tuple[datetime, int]]:
+        """A firing failed with an error that trying again at once will not cure by itself
+        (bad data, a bug): find the occurrence behind it and stop retrying it, so the
+        others fire. What to try again, and when."""
+        now = self.res.clock.now()
+        if len(ids) > 1:
+            # Which occurrence broke the batch is unknown: each is fired alone next.
+            self._alone.update(ids)
+            return [(now, i) for i in ids]
+        occurrence = ids[0]
+        failures = self._errors[occurrence] = self._errors.get(occurrence, 0) + 1
+        if failures < MAX_FIRE_ATTEMPTS:
+            return [(now + FAILED_RETRY, occurrence)]
+        try:
+            await self._give_up(occurrence, exc, now)
+        except TRANSIENT_ERRORS as again:
+            self.log.bind(action="db_error").warning("cannot record a failed firing: {}", again)
+            return [(now + FAILED_RETRY, occurrence)]
+        return []
+
+    async def _give_up(self, occurrence: int, exc: Exception, now: datetime) -> None:
+        """Record an occurrence whose firing failed MAX_FIRE_ATTEMPTS times as a failed
+        event, as one whose schedule cannot be computed is, and complete it."""
+        error = _fire_error(exc)
+
+        async def record(with_event: bool) -> NewEvent | None:
+            async with self.res.db.transaction() as tx:
+                due = await schedules.lock_for_fire(tx, [occurrence], self.owner)
+                if not due:
+                    return None  # cancelled, re-claimed or locked: not ours to close now
+                event = _failed_event(due[0], now) if with_event else None
+                await schedules.record_firing(
+                    tx, events=[event] if event else [], done=[occurrence], upcoming=[],
+                    finished=[], now=now,
+                )  # fmt: skip
+                if event is not None:
+                    await deliveries.mark_failed(tx, [(event, error)], now)
+                return event
+
+        try:
+            event = await record(with_event=True)
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception:
+            # Storing the event fails too (the same bad data, likely): complete the
+            # occurrence without one, so at least it stops blocking its trigger's slot.
+            event = await record(with_event=False)
+        self.res.metrics.schedule_errors.inc()
+        self.log.bind(
+            action="fire_failed_for_good", occurrence_id=occurrence,
+            trigger_id=event.trigger_id if event else None,
+            event_id=event.id if event else None, error=error,
+        ).error("occurrence recorded as failed")  # fmt: skip
+
+    async def _fire(self, ids: list[int]) -> list[int]:
+        """Fire the occurrences of `ids` still ours in one transaction; those another
+        transaction holds locked are left for later and returned."""
         events: list[NewEvent] = []
         broken: list[tuple[NewEvent, str]] = []
         upcoming: list[tuple[str, datetime, datetime]] = []
@@ -177,10 +309,15 @@ class Scheduler:
         again: list[int] = []
         async with self.res.db.transaction() as tx:
             due = await schedules.lock_for_fire(tx, ids, self.owner)
+            locked = {d.id for d in due}
+            held = await schedules.held_elsewhere(
+                tx, [i for i in ids if i not in locked], self.owner
+            )
             if not due:
-                return
-            # Read after the locks: a wait for them (a pause or edit committing) is part of
-            # the firing's lateness, and the publish deadline counts from the real firing.
+                return held
+            # Read after the locks: an occurrence fired on a later try (its row was held by
+            # an edit) counts that wait as lateness, and its publish deadline counts from
+            # the real firing.
             now = self.res.clock.now()
             deadline = now + self.res.settings.recovery_after
             for d in due:
@@ -199,12 +336,22 @@ class Scheduler:
                         broken.append((_failed_event(d, now), _schedule_error(exc)))
                     continue
                 events.extend(fired)
-                if plan.misfired:
-                    self.res.metrics.misfires.labels(plan.policy).inc()
+                if plan.misfired or plan.skipped:
+                    # Past the grace (or fire_all's cap dropping some): the metric counts
+                    # the occurrence row; the line says how many missed times did not fire.
+                    # Skips within the grace (a short stall) are only logged, and quietly.
+                    if plan.misfired:
+                        self.res.metrics.misfires.labels(plan.policy).inc()
                     self.log.bind(
                         action="misfire", trigger_id=d.trigger_id, policy=plan.policy,
-                        fired=len(fired), fire_at=str(d.fire_at),
-                    ).warning("occurrence found past its misfire grace")  # fmt: skip
+                        fired=len(fired), skipped=plan.skipped, skipped_more=plan.skipped_more,
+                        past_grace=plan.misfired, fire_at=str(d.fire_at),
+                    ).log(
+                        "WARNING" if plan.misfired else "INFO",
+                        "occurrence found {}: {} fired, {}{} missed time(s) skipped",
+                        "past its misfire grace" if plan.misfired else "late",
+                        len(fired), plan.skipped, "+" if plan.skipped_more else "",
+                    )  # fmt: skip
                 if nxt is None:
                     finished.append(d.trigger_id)
                 else:
@@ -235,6 +382,7 @@ class Scheduler:
                 attempt=1,
                 lateness_ms=round((now - e.scheduled_at).total_seconds() * 1000, 1),
             )
+        return held
 
     def _published(self, messages: list[dict[str, Any]], ok: bool) -> None:
         """Lateness metrics per job; one log line per batch (naming every event), since a
@@ -270,6 +418,13 @@ def _failed_event(d: Due, now: datetime) -> NewEvent:
         next_attempt_at=now,
         occurrence_id=d.id,
     )
+
+
+def _fire_error(exc: Exception) -> str:
+    return (
+        f"firing failed {MAX_FIRE_ATTEMPTS} times ({type(exc).__name__}: {exc}); the trigger "
+        "will not fire again until it is edited, or paused and resumed"
+    )[:500]
 
 
 def _schedule_error(exc: Exception) -> str:

@@ -49,7 +49,8 @@ async def claim(
 
 
 async def lock_for_fire(tx: Tx, ids: Sequence[int], owner: str) -> list[Due]:
-    """Lock the occurrences still claimed by `owner` (and their triggers)."""
+    """Lock the occurrences still claimed by `owner` (and their triggers), leaving out at
+    once, without waiting, those whose row another transaction holds."""
     rows = await tx.fetch_all(in_list(Q["schedules.lock_for_fire"], ids), (*ids, owner))
     return [
         Due(
@@ -69,6 +70,15 @@ async def lock_for_fire(tx: Tx, ids: Sequence[int], owner: str) -> list[Due]:
         )
         for r in rows
     ]
+
+
+async def held_elsewhere(tx: Tx, ids: Sequence[int], owner: str) -> list[int]:
+    """Of `ids` (left out by `lock_for_fire`), those still claimed by `owner`: locked by
+    another transaction for now, to be tried again."""
+    if not ids:
+        return []
+    rows = await tx.fetch_all(in_list(Q["schedules.held_elsewhere"], ids), (*ids, owner))
+    return [int(r["id"]) for r in rows]
 
 
 async def record_firing(

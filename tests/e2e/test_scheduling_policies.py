@@ -55,7 +55,7 @@ async def test_an_outage_past_the_grace_fires_what_each_misfire_policy_promises(
     proc = launch(roles="api")  # no scheduler yet: the "outage"
     triggers: dict[str, dict[str, Any]] = {}
     async with api(proc) as client:
-        for policy in ("fire_once", "skip", "fire_all", "in_grace"):
+        for policy in ("fire_once", "skip", "fire_all", "in_grace", "fire_all_in_grace"):
             config: dict[str, Any] = {
                 "endpoint": sink.url(f"/{policy}"),
                 "every": "1m",
@@ -64,6 +64,8 @@ async def test_an_outage_past_the_grace_fires_what_each_misfire_policy_promises(
             }
             if policy == "in_grace":  # late, but within its grace: no misfire
                 config |= {"misfire": "skip", "misfire_grace": "10m"}
+            elif policy == "fire_all_in_grace":  # each missed one fires, no misfire
+                config |= {"misfire": "fire_all", "misfire_grace": "10m"}
             else:
                 config["misfire"] = policy
             triggers[policy] = await create_trigger(client, "interval_scheduled", config)
@@ -81,6 +83,7 @@ async def test_an_outage_past_the_grace_fires_what_each_misfire_policy_promises(
 
     await wait_until(settled, timeout=20)
     await sink.wait_for("/fire_all", 5)
+    await sink.wait_for("/fire_all_in_grace", 5)
     await asyncio.sleep(1.0)  # anything extra would be fired and delivered by now
 
     def scheduled(policy: str) -> list[datetime]:
@@ -91,6 +94,7 @@ async def test_an_outage_past_the_grace_fires_what_each_misfire_policy_promises(
     assert scheduled("fire_once") == [anchor + 9 * MIN]  # the latest missed one, once
     assert scheduled("fire_all") == [stale + k * MIN for k in range(5)]  # each missed one
     assert scheduled("in_grace") == [stale]  # within its grace: fired as it was due
+    assert scheduled("fire_all_in_grace") == [stale + k * MIN for k in range(5)]
     assert len(sink.at("/fire_all")) == 5 and len(sink.at("/fire_once")) == 1
     assert sink.at("/skip") == []
     async with api(proc) as client:

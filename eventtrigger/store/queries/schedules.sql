@@ -30,6 +30,9 @@ SELECT id, fire_at FROM trigger_schedules WHERE id IN ({ids});
 -- claim has cancelled or removed the row, or the lease went to another scheduler.
 -- The previous signing secret goes along only while a rotation's grace still covers the
 -- fire time (the worker re-checks the expiry at each attempt).
+-- SKIP LOCKED: an occurrence whose row (or its trigger's) another transaction holds is
+-- left out at once, not waited for (InnoDB waits 50 s), so one held row never delays
+-- the rest of the batch; `held_elsewhere` tells it from one that is no longer ours.
 SELECT s.id, s.trigger_id, s.fire_at, s.nominal_at, s.attempt_count, t.type, t.status, t.config,
        t.signing_secret,
        IF(t.previous_secret_expires_at > s.fire_at, t.previous_signing_secret, NULL)
@@ -38,7 +41,14 @@ SELECT s.id, s.trigger_id, s.fire_at, s.nominal_at, s.attempt_count, t.type, t.s
 FROM trigger_schedules s JOIN triggers t ON t.id = s.trigger_id
 WHERE s.id IN ({ids}) AND s.status = 'processing' AND s.lease_owner = %s
 ORDER BY s.id
-FOR UPDATE;
+FOR UPDATE SKIP LOCKED;
+
+-- name: held_elsewhere
+-- Of the occurrences `lock_for_fire` left out, those still claimed by us: their row or
+-- their trigger's is locked by another transaction (a plain read, which waits for no
+-- lock), so they are tried again shortly; the others were cancelled or re-claimed.
+SELECT id FROM trigger_schedules
+WHERE id IN ({ids}) AND status = 'processing' AND lease_owner = %s;
 
 -- name: complete
 UPDATE trigger_schedules
