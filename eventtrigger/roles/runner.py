@@ -33,6 +33,9 @@ from eventtrigger.store.db import TRANSIENT_ERRORS, Database
 KEEP_ALIVE_SECONDS = 75
 Role = Callable[[Resources, asyncio.Event], Coroutine[Any, Any, None]]
 HEARTBEAT = 1.0
+# Inside /health's 2 s per check: a half-open connection makes the check fail in time
+# (and is dropped) instead of leaving /health to the outer timeout.
+DATABASE_CHECK_TIMEOUT = 1.5
 KAFKA_ERRORS = (KafkaError, OSError)
 
 
@@ -101,7 +104,7 @@ async def run(settings: Settings, roles: tuple[str, ...]) -> None:
 
     db = Database(settings.database)
     await _wait_for("database", db.connect, TRANSIENT_ERRORS, stop)
-    checks: dict[str, Check] = {"database": db.ping}
+    checks: dict[str, Check] = {"database": lambda: db.ping(DATABASE_CHECK_TIMEOUT)}
     publisher = None
     probe = KafkaProbe(settings)
     if set(roles) & {"api", "scheduler", "worker"}:

@@ -14,13 +14,25 @@ duplicates). Reads that must see two tables at one instant use `snapshot()`.
 
 Lock conflicts: a deadlock victim or a lock wait timeout is run again (`run`), bounded and
 with jitter, so a lost race never reaches the API as a 5xx.
+
+Dead connections: after a failover the old server's connections can be half-open, a
+peer that never answers and never closes. Without a bound a statement on one waits
+forever, and with it the role's loop (and, holding the pool's lock while it connects, the
+pool). So every wait for the server is bounded: each read by `statement_timeout` (the
+driver then closes the connection, and the pool never hands a closed one out again),
+taking a connection from the pool by `acquire_timeout`, and idle connections are probed
+by TCP keepalive. Both timeouts raise errors in `TRANSIENT_ERRORS`, so callers' retry
+paths apply. A statement that may legitimately run longer (migrations) uses a connection
+of its own with a longer bound.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import socket
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -35,8 +47,21 @@ from eventtrigger.config import DatabaseSettings
 Row = dict[str, Any]
 
 # A lost connection or a server that is not there yet; worth a retry by the caller.
+# `TimeoutError` (a bounded wait that ran out) is an `OSError`, so it is one of them.
 TRANSIENT_ERRORS = (OSError, asyncmy.errors.OperationalError, asyncmy.errors.InterfaceError)
 DUPLICATE_KEY = 1062
+
+# Seconds. Our statements answer in milliseconds; the slowest (a retention batch, the
+# stats' counts on a large table) in well under a second. Ten seconds keeps them working
+# on a loaded server and still frees a role from a dead connection long before its
+# heartbeat goes stale (30 s).
+STATEMENT_TIMEOUT = 10.0
+CONNECT_TIMEOUT = 5
+# A checkout waits for a free connection, or for a new one to connect and log in.
+ACQUIRE_TIMEOUT = CONNECT_TIMEOUT + STATEMENT_TIMEOUT
+# TCP keepalive on idle pooled connections: a peer gone silent is found in about a
+# minute (30 s idle, then 3 probes 10 s apart) instead of the kernel's two hours.
+KEEPALIVE = ((socket.TCP_KEEPIDLE, 30), (socket.TCP_KEEPINTVL, 10), (socket.TCP_KEEPCNT, 3))
 
 
 LOCK_CONFLICTS = (1205, 1213)  # lock wait timeout, deadlock
@@ -149,9 +174,19 @@ class Tx:
 class Database:
     """The process's one pool. Roles share it; each unit of work takes a connection."""
 
-    def __init__(self, settings: DatabaseSettings) -> None:
+    def __init__(
+        self,
+        settings: DatabaseSettings,
+        *,
+        statement_timeout: float = STATEMENT_TIMEOUT,
+        acquire_timeout: float = ACQUIRE_TIMEOUT,
+    ) -> None:
         self._settings = settings
+        self._statement_timeout = statement_timeout
+        self._acquire_timeout = acquire_timeout
         self._pool: Any = None
+        # Connections whose socket already has our keepalive options.
+        self._tuned: weakref.WeakSet[Any] = weakref.WeakSet()
 
     def _params(self) -> dict[str, Any]:
         s = self._settings
@@ -163,7 +198,10 @@ class Database:
             "database": s.database,
             "autocommit": True,
             "charset": "utf8mb4",
-            "connect_timeout": 5,
+            "connect_timeout": CONNECT_TIMEOUT,
+            # Bounds every wait for the server's answer, the login included; on expiry
+            # the driver closes the connection and raises OperationalError 2013.
+            "read_timeout": self._statement_timeout,
         }
 
     async def connect(self) -> None:
@@ -200,23 +238,56 @@ class Database:
             self._pool = None
 
     @asynccontextmanager
+    async def _acquire(self) -> AsyncIterator[Any]:
+        """A connection from the pool, waiting at most `acquire_timeout` for it (a
+        TimeoutError otherwise); a connection that failed is closed, never pooled again."""
+        async with asyncio.timeout(self._acquire_timeout):
+            conn = await self._pool.acquire()
+        try:
+            self._keepalive(conn)
+            yield conn
+        except BaseException:
+            # After a timeout or a lost connection the protocol state is unknown: the
+            # driver has usually closed it already; make sure, so `release` drops it.
+            if getattr(conn, "_stream_broken", False):
+                conn.close()
+            raise
+        finally:
+            self._pool.release(conn)
+
+    def _keepalive(self, conn: Any) -> None:
+        if conn in self._tuned:
+            return
+        transport = getattr(conn, "_transport", None)
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            for option, value in KEEPALIVE:
+                sock.setsockopt(socket.IPPROTO_TCP, option, value)
+        self._tuned.add(conn)
+
+    @asynccontextmanager
     async def connection(self) -> AsyncIterator[Tx]:
         """A connection in autocommit mode: each statement commits by itself (and is run
         again if it loses a lock conflict)."""
-        async with self._pool.acquire() as conn, conn.cursor(DictCursor) as cursor:
+        async with self._acquire() as conn, conn.cursor(DictCursor) as cursor:
             yield Tx(cursor, autocommit=True)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
         """BEGIN ... COMMIT, or ROLLBACK if the block raises. Prefer `run`, which also
         re-runs the block when it loses a lock conflict."""
-        async with self._pool.acquire() as conn:
+        async with self._acquire() as conn:
             await conn.begin()
             try:
                 async with conn.cursor(DictCursor) as cursor:
                     yield Tx(cursor)
             except BaseException:
-                await conn.rollback()
+                # A connection lost or timed out is closed already and the server rolls
+                # back on its own; a ROLLBACK there would only hide the error behind
+                # another one.
+                if conn.connected:
+                    await conn.rollback()
                 raise
             await conn.commit()
 
@@ -237,17 +308,20 @@ class Database:
         consistent snapshot taken at once), for figures read from several tables: a move
         between the hot table and the archive then counts once, never twice or not at all.
         """
-        async with self._pool.acquire() as conn, conn.cursor(DictCursor) as cursor:
+        async with self._acquire() as conn, conn.cursor(DictCursor) as cursor:
             await cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             await cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
             try:
                 yield Tx(cursor)
             finally:
-                await conn.rollback()  # read only: nothing to keep
+                if conn.connected:  # read only: nothing to keep
+                    await conn.rollback()
 
-    async def ping(self) -> float:
-        """Round-trip one query; the latency in milliseconds."""
+    async def ping(self, limit: float | None = None) -> float:
+        """Round-trip one query; the latency in milliseconds. With `limit` (seconds), a
+        TimeoutError once it has passed (the connection it was using is dropped)."""
         started = time.perf_counter()
-        async with self.connection() as tx:
-            await tx.fetch_one("SELECT 1 AS ok")
+        async with asyncio.timeout(limit):
+            async with self.connection() as tx:
+                await tx.fetch_one("SELECT 1 AS ok")
         return (time.perf_counter() - started) * 1000

@@ -78,6 +78,9 @@ async def migrate(settings: DatabaseSettings, directory: Path = MIGRATIONS_DIR) 
         autocommit=True,
         charset="utf8mb4",
         connect_timeout=10,
+        # A schema change on a large table may take minutes, so not the pool's 10 s; but
+        # bounded, so a half-open connection after a failover cannot hang it for good.
+        read_timeout=3600,
     )
     applied_now: list[int] = []
     try:

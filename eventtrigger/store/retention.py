@@ -5,6 +5,10 @@ to run in several processes at once (SKIP LOCKED; the deletes are idempotent).
 
 Every change to the archive updates `event_archive_counts` in the same transaction, so
 the stats can sum per-minute counts instead of counting the archive.
+
+A pass may have a backlog to catch up (hundreds of thousands of rows after an outage), so
+the caller hears from it after every batch (`more`): it beats its heartbeat there and may
+end the pass (at stop); the next pass starts over from what is left.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from eventtrigger.store.events import in_list
 from eventtrigger.store.queries import Q
 
 BATCH = 500
+# Called after each batch; False ends the pass there.
+More = Callable[[], bool]
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -50,11 +56,28 @@ async def move_batch(db: Database, before: datetime, limit: int = BATCH) -> int:
     )
 
 
-async def _delete_archive_batch(db: Database, before: datetime) -> int:
+def go_on() -> bool:
+    return True
+
+
+async def drain(batch: Callable[[], Awaitable[int]], size: int, more: More) -> tuple[int, bool]:
+    """Run `batch` until a short one (nothing left) or until `more` says stop; (how many
+    rows in all, whether the pass may go on to its next step)."""
+    total = 0
+    while True:
+        n = await batch()
+        total += n
+        if not more():  # after every batch, the last one too
+            return total, False
+        if n < size:
+            return total, True
+
+
+async def _delete_archive_batch(db: Database, before: datetime, size: int) -> int:
     return await _batch(
         db,
         "retention.select_expired_archive",
-        (before, BATCH),
+        (before, size),
         (
             "retention.uncount_expired",
             "retention.delete_attempts",
@@ -63,43 +86,43 @@ async def _delete_archive_batch(db: Database, before: datetime) -> int:
     )
 
 
-async def _delete_hot_batch(db: Database, before: datetime) -> int:
+async def _delete_hot_batch(db: Database, before: datetime, size: int) -> int:
     """Expired events still in the hot table (never moved), with their attempts."""
     return await _batch(
         db,
         "retention.select_expired_hot",
-        (before, BATCH),
+        (before, size),
         ("retention.delete_attempts", "retention.delete_expired_hot"),
     )
 
 
-async def _delete_batch(db: Database, query: str, before: datetime) -> int:
+async def _delete_batch(db: Database, query: str, before: datetime, size: int) -> int:
     async def work(tx: Tx) -> int:
-        return await tx.execute(Q[query], (before, BATCH))
+        return await tx.execute(Q[query], (before, size))
 
     return await db.run(work)
 
 
-async def delete_expired(db: Database, kept_since: datetime) -> dict[str, int]:
-    """Everything past the total window, batch after batch until none is left; counts."""
-
-    async def drain(batch: Callable[[], Awaitable[int]]) -> int:
-        total = 0
-        while (n := await batch()) > 0:
-            total += n
-            if n < BATCH:
-                break
-        return total
+async def delete_expired(
+    db: Database, kept_since: datetime, *, size: int = BATCH, more: More = go_on
+) -> dict[str, int]:
+    """Everything past the total window, batch after batch until none is left or `more`
+    says stop; counts."""
 
     def query(name: str) -> Callable[[], Awaitable[int]]:
-        return lambda: _delete_batch(db, name, kept_since)
+        return lambda: _delete_batch(db, name, kept_since, size)
 
-    done = {
-        "deleted_hot": await drain(lambda: _delete_hot_batch(db, kept_since)),
-        "deleted_archive": await drain(lambda: _delete_archive_batch(db, kept_since)),
-        "pruned_occurrences": await drain(query("retention.prune_occurrences")),
-        "pruned_keys": await drain(query("retention.prune_idempotency_keys")),
+    steps: dict[str, Callable[[], Awaitable[int]]] = {
+        "deleted_hot": lambda: _delete_hot_batch(db, kept_since, size),
+        "deleted_archive": lambda: _delete_archive_batch(db, kept_since, size),
+        "pruned_occurrences": query("retention.prune_occurrences"),
+        "pruned_keys": query("retention.prune_idempotency_keys"),
     }
+    done = dict.fromkeys(steps, 0)
+    for name, batch in steps.items():
+        done[name], onwards = await drain(batch, size, more)
+        if not onwards:
+            return done
     # After the archive's expired rows are gone (their minutes counted down to zero).
     await _prune_counts(db, kept_since)
     return done

@@ -6,15 +6,22 @@ updates them, deletes everything past the total window, prunes occurrences and k
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from eventtrigger.clock import FrozenClock
 from eventtrigger.config import Settings
 from eventtrigger.domain.jobs import NewEvent
 from eventtrigger.domain.retention import Windows
 from eventtrigger.ids import new_id
+from eventtrigger.observability.health import Health
+from eventtrigger.observability.metrics import Metrics
+from eventtrigger.observability.stats import StatsKeeper
+from eventtrigger.resources import Resources
+from eventtrigger.roles import retention
 from eventtrigger.roles.retention import run_once
 from eventtrigger.store import deliveries, eventlog
 from eventtrigger.store.db import Database, Row
@@ -77,7 +84,7 @@ async def finish(db: Database, ids: Sequence[str], status: str = "success") -> N
 
 # Columns that only matter while an event is in flight (the delivery lease); the archive
 # holds finished events and has no such column.
-IN_FLIGHT_ONLY = ("lease_owner", "dlq_due_at")  # hot-table bookkeeping the archive lacks
+IN_FLIGHT_ONLY = ("lease_owner", "dlq_due_at", "publish_due", "parked", "lag_mark")
 
 
 async def rows(db: Database, table: str) -> dict[str, Row]:
@@ -413,3 +420,95 @@ async def test_attempt_history_stays_when_archived_and_goes_with_its_event(
     [kept] = await eventlog.attempts(db, archived.id)
     assert (kept["attempt"], kept["status_code"], kept["response_body"]) == (1, 200, "ok")
     assert kept["duration_ms"] == 12
+
+
+def stop_after(calls: int) -> tuple[list[int], Callable[[], bool]]:
+    """A `more` that says stop on its `calls`-th call; the list counts its calls."""
+    seen: list[int] = []
+
+    def more() -> bool:
+        seen.append(1)
+        return len(seen) < calls
+
+    return seen, more
+
+
+async def test_a_pass_hears_from_each_batch_and_ends_between_batches_where_told(
+    db: Database,
+) -> None:
+    # 60 finished events to move, 40 never-finished ones past the total window to delete.
+    movable = [new_event(NOW - ACTIVE - timedelta(minutes=1 + i), i) for i in range(60)]
+    expired = [new_event(NOW - TOTAL - timedelta(minutes=1 + i), 100 + i) for i in range(40)]
+    await finish(db, await insert(db, movable))
+    await insert(db, expired)
+    before = await rows(db, HOT)
+
+    # Stopped after the 3rd batch of the move: 3 batches of 10 moved, nothing else done.
+    calls, more = stop_after(3)
+    assert await run_once(db, WINDOWS, NOW, size=10, more=more) == {"moved": 30}
+    assert len(calls) == 3
+    assert await count(db, ARCHIVE) == 30
+    assert await count(db, HOT) == 70
+
+    # The next pass goes on: 3 full batches and the empty one end the move, then it is
+    # stopped after the first batch of the deletes.
+    calls, more = stop_after(5)
+    done = await run_once(db, WINDOWS, NOW, size=10, more=more)
+    assert done == {
+        "moved": 30,
+        "deleted_hot": 10,
+        "deleted_archive": 0,
+        "pruned_occurrences": 0,
+        "pruned_keys": 0,
+    }
+    assert len(calls) == 5
+    assert await count(db, HOT) == 30
+
+    # And the last one finishes: each step heard from once per batch, the last included.
+    calls, more = stop_after(1000)
+    done = await run_once(db, WINDOWS, NOW, size=10, more=more)
+    assert done["moved"] == 0 and done["deleted_hot"] == 30
+    assert len(calls) == 1 + 4 + 1 + 1 + 1  # move, hot deletes (3 + empty), three empty
+    hot, archive = await rows(db, HOT), await rows(db, ARCHIVE)
+    assert hot == {}
+    assert archive == {k: v for k, v in before.items() if k in {e.id for e in movable}}
+
+
+class RecordingHealth(Health):
+    """Counts the retention role's beats and sets `stop` at the `stop_at`-th."""
+
+    def __init__(self, stop: asyncio.Event, stop_at: int) -> None:
+        super().__init__(("retention",), {})
+        self.beats = 0
+        self._stop = stop
+        self._stop_at = stop_at
+
+    def beat(self, role: str, loop: str | None = None) -> None:
+        super().beat(role, loop)
+        self.beats += 1
+        if self.beats == self._stop_at:
+            self._stop.set()
+
+
+async def test_the_role_beats_per_batch_and_a_stop_ends_a_long_pass_between_batches(
+    db: Database, migrated: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    due = [new_event(NOW - ACTIVE - timedelta(seconds=1 + i), i) for i in range(200)]
+    await finish(db, await insert(db, due))
+    monkeypatch.setattr(retention, "BATCH", 10)
+    stop = asyncio.Event()
+    # The first beat is the loop's, before the pass; stop comes at the pass's 3rd batch.
+    health = RecordingHealth(stop, stop_at=4)
+    settings = replace(migrated, retention_active=ACTIVE, retention_total=TOTAL)
+    res = Resources(
+        settings=settings,
+        clock=FrozenClock(NOW),
+        db=db,
+        health=health,
+        metrics=Metrics(),
+        stats=StatsKeeper(db, WINDOWS, Metrics()),
+    )
+    await asyncio.wait_for(retention.run(res, stop), 10)
+    # Stopped between batches: the three it finished, no more; the rest waits.
+    assert await count(db, ARCHIVE) == 30
+    assert await count(db, HOT) == 170

@@ -4,11 +4,13 @@ time and `now` alone (active: fired_at >= now - active; archived: now - total <=
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from eventtrigger.domain.retention import Windows
+from eventtrigger.store.retention import drain
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ACTIVE = timedelta(hours=2)
@@ -90,3 +92,42 @@ def test_accelerated_windows_in_seconds() -> None:
         NOW - timedelta(seconds=6),
         NOW - timedelta(seconds=3),
     )
+
+
+def batches(sizes: list[int]) -> Callable[[], Awaitable[int]]:
+    """A batch that returns the next of `sizes` on each call (no database)."""
+    left = iter(sizes)
+
+    async def batch() -> int:
+        return next(left)
+
+    return batch
+
+
+async def test_a_drain_hears_after_every_batch_and_ends_on_a_short_one() -> None:
+    heard: list[int] = []
+
+    def more() -> bool:
+        heard.append(1)
+        return True
+
+    total, finished = await drain(batches([10, 10, 10, 4]), 10, more)
+    assert (total, finished) == (34, True)
+    assert len(heard) == 4  # the short last batch included: a pass beats to its end
+
+
+async def test_a_drain_ends_between_batches_when_told_and_says_the_pass_stops() -> None:
+    heard: list[int] = []
+
+    def more() -> bool:
+        heard.append(1)
+        return len(heard) < 2
+
+    total, finished = await drain(batches([10, 10, 10, 10]), 10, more)
+    assert (total, finished) == (20, False)  # the third batch never ran
+    assert len(heard) == 2
+
+
+async def test_a_stop_during_the_last_batch_of_a_step_ends_the_pass_there() -> None:
+    total, onwards = await drain(batches([3]), 10, lambda: False)
+    assert (total, onwards) == (3, False)  # the next step does not start
