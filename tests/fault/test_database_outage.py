@@ -5,7 +5,8 @@ without a restart; every accepted webhook and every one-shot is delivered; no fi
 two event logs.
 
 Webhook calls during the outage cannot be stored, so they may be refused (503): refused
-is not lost. What was accepted (2xx) must be delivered. The server is this session's own.
+is not lost, and never stored either. What was accepted (2xx) must be delivered, and the
+webhook's event rows are exactly the accepted calls. The server is this session's own.
 """
 
 from __future__ import annotations
@@ -130,6 +131,7 @@ async def test_database_stop_loses_nothing_and_processes_recover_by_themselves(
     delivered = {r.headers["webhook-id"] for r in fsink.received}
     lost = len(accepted - delivered) + sum(1 for t in one_shot_ids if per_one_shot[t] == 0)
     duplicate_logs = sum(n - 1 for n in ids.values()) + sum(n - 1 for n in per_one_shot.values())
+    stored_hooks = {str(r["id"]) for r in rows if r["trigger_id"] == hook["id"]}
     once_hooks = {str(r["id"]) for r in rows if r["trigger_id"] in one_shot_ids}
     once_arrivals = [r.at for r in fsink.received if r.headers["webhook-id"] in once_hooks]
     record_result(
@@ -143,6 +145,7 @@ async def test_database_stop_loses_nothing_and_processes_recover_by_themselves(
         one_shots=len(one_shot_ids),
         lost=lost,
         duplicate_logs=duplicate_logs,
+        stored_not_202=len(stored_hooks - accepted),
         down_s=round(back_at - stopping, 1),
         health_200_after_s=round(healthy_after, 1),
         one_shots_done_after_return_s=round(max(once_arrivals) - back_at, 1),
@@ -150,6 +153,7 @@ async def test_database_stop_loses_nothing_and_processes_recover_by_themselves(
     )
     assert lost == 0
     assert duplicate_logs == 0
+    assert stored_hooks == accepted  # a call answered 503 is never stored
     # The same processes, never restarted.
     assert [p.proc.pid for p in procs if p.proc is not None] == pids
     assert all(p.proc is not None and p.proc.poll() is None for p in procs)

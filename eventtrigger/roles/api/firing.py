@@ -6,15 +6,23 @@ as soon as its row is durable; its job is published afterwards, in the backgroun
 batches. If that publish fails or the process dies first, the row is the truth and the
 scheduler re-publishes it when its deadline passes, so a slow or absent Kafka never
 holds up a webhook call.
+
+A slow or unreachable database does not hold calls up either: each call has a budget
+(`CALL_BUDGET`) for its reads and its store, and one that cannot be stored in it (or finds
+the group commit's queue full) is answered 503 with Retry-After, and is then never
+stored (see `eventtrigger.groupcommit`). A call whose commit has an unknown outcome is
+answered 202 and stored later by `_settle` if the commit did not take.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, TypeVar
 
+import asyncmy
 import jsonschema_rs
 import orjson
 from loguru import logger
@@ -34,7 +42,7 @@ from eventtrigger.domain.jobs import (
 )
 from eventtrigger.domain.triggers import TEST, TEST_RUN_BODY, normalise_config
 from eventtrigger.domain.validation import depth_errors
-from eventtrigger.groupcommit import GroupCommit
+from eventtrigger.groupcommit import Gate, GroupCommit, Refused
 from eventtrigger.ids import looks_like_id, new_id, new_signing_secret
 from eventtrigger.resources import Resources
 from eventtrigger.roles.api.auth import require_key
@@ -42,7 +50,7 @@ from eventtrigger.roles.api.http import json_response, read_json
 from eventtrigger.roles.api.problems import Problem
 from eventtrigger.roles.api.triggers import limits
 from eventtrigger.store import intake
-from eventtrigger.store.db import retry_conflicts
+from eventtrigger.store.db import DUPLICATE_KEY, TRANSIENT_ERRORS, retry_conflicts
 from eventtrigger.store.intake import Call, Key, Outcome
 from eventtrigger.store.triggers import TriggerRecord, TriggerStore, fingerprint
 
@@ -50,6 +58,49 @@ _IDEMPOTENCY_KEY_CHARS = frozenset(chr(c) for c in range(0x21, 0x7F))
 # Webhook URL tokens: base64url (new ones, 32 characters) or a trigger id (URLs made
 # before tokens existed); anything else cannot match, so it skips the query.
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{26,64}")
+T = TypeVar("T")
+# Seconds a call may spend on the database (its reads and its store) before it is
+# answered 503; with the HTTP work around it, every call is answered within 2 s.
+CALL_BUDGET = 1.5
+# How long `_settle` keeps trying to store a call of unknown commit outcome.
+SETTLE_FOR = 3600.0
+
+
+class Unavailable(Problem):
+    """503 with Retry-After: the call was not stored (and will not be); try again."""
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(503, detail, headers={"Retry-After": str(retry_after)})
+
+
+async def _read_by(deadline: float, read: Coroutine[Any, Any, T]) -> T:
+    """`read`'s result by `deadline` (loop time), or TimeoutError (a 503) at that time.
+
+    Not `asyncio.timeout`: a cancelled wait for a pool connection first takes the pool's
+    lock back, which a connect to a silent server holds for its whole connect timeout
+    (5 s, then the next waiter's connect...). A read is safe to abandon, so it is left to
+    unwind in the background instead.
+    """
+    task = asyncio.ensure_future(read)
+    done, _ = await asyncio.wait((task,), timeout=max(deadline - task.get_loop().time(), 0.0))
+    if not done:
+        task.cancel()
+        task.add_done_callback(_unwound)
+        raise TimeoutError("the database did not answer in time")
+    return task.result()
+
+
+def _unwound(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved: an abandoned read's error is no news
+
+
+def _refused(exc: Refused) -> Unavailable:
+    if exc.reason == "queue_full":
+        return Unavailable("Too many calls are waiting to be stored; try again.", exc.retry_after)
+    if exc.reason == "stalled":
+        return Unavailable("The database is not answering; try again.", exc.retry_after)
+    return Unavailable("The call could not be stored in time; try again.", exc.retry_after)
 
 
 class ValidatorCache:
@@ -110,27 +161,80 @@ class FiringRoutes:
         self.res = res
         self.store = TriggerStore(res.db)
         self.validators = ValidatorCache()
-        self.writes: GroupCommit[Call, Outcome] = GroupCommit(self._store)
+        self.writes: GroupCommit[Call, Outcome] = GroupCommit(
+            self._store,
+            timeout=CALL_BUDGET,
+            # Splitting a batch pays only for a bad item, not for a database that is away.
+            split=lambda exc: not isinstance(exc, TRANSIENT_ERRORS),
+            settle=self._settle,
+        )
         self.outbox = Outbox(res.jobs) if res.publisher is not None else None
         self.tokens = TokenCache()
 
-    async def _store(self, calls: Sequence[Call]) -> list[Outcome]:
+    async def _store(self, calls: Sequence[Call], gate: Gate[Outcome]) -> list[Outcome]:
         async def once() -> list[Outcome]:
             now = self.res.clock.now()
             async with self.res.db.transaction() as tx:
-                return await intake.insert(tx, calls, now)
+                outcomes = await intake.insert(tx, calls, now)
+                # Last step before COMMIT: refused if the callers were answered already.
+                gate.commit(outcomes)
+                return outcomes
 
         return await retry_conflicts(once)
 
-    async def _fire(self, call: Call) -> Outcome:
-        """Store the event (and its key), answer, publish after."""
+    async def _settle(self, calls: Sequence[Call], outcomes: Sequence[Outcome]) -> None:
+        """Store the calls answered 202 whose commit's outcome is unknown, one by one and
+        by their own event ids, until the database answers: an id found stored already
+        (duplicate key) means the commit did take."""
+        log = logger.bind(action="intake_settle")
+        pending = [c for c, o in zip(calls, outcomes, strict=True) if o == "stored"]
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + SETTLE_FOR
+        delay = 0.5
+        while pending:
+            left = []
+            for call in pending:
+                # No fingerprint check: the call was answered 202 already and must land.
+                alone = Call(call.event, call.key)
+                try:
+                    outcome = (await self._store([alone], Gate()))[0]
+                except asyncmy.errors.IntegrityError as exc:
+                    if exc.args[:1] == (DUPLICATE_KEY,):
+                        log.info("event {} was stored by its commit", call.event.id)
+                    else:
+                        log.exception("event {} could not be settled", call.event.id)
+                except TRANSIENT_ERRORS:
+                    left.append(call)
+                except Exception:
+                    log.exception("event {} could not be settled", call.event.id)
+                else:
+                    log.warning("event {} settled: {}", call.event.id, outcome)
+                    if self.outbox is not None and outcome == "stored":
+                        self.outbox.send([job_message(event_dict(call.event))])
+            pending = left
+            if pending:
+                if loop.time() > give_up:
+                    log.error(
+                        "gave up on {} events answered 202: {}",
+                        len(pending),
+                        [c.event.id for c in pending],
+                    )
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    async def _fire(self, call: Call, deadline: float | None = None) -> Outcome:
+        """Store the event (and its key) by `deadline` (loop time), answer, publish after."""
         event = call.event
         size = job_bytes(event.payload, event.request)
         if size > MAX_JOB_BYTES:
             raise Problem(
                 413, f"This payload makes a {size}-byte job; at most {MAX_JOB_BYTES} fit."
             )
-        outcome = await self.writes.submit(call)
+        try:
+            outcome = await self.writes.submit(call, size, deadline)
+        except Refused as exc:
+            raise _refused(exc) from None
         if outcome != "stored":
             return outcome
         if self.outbox is not None:
@@ -173,6 +277,13 @@ class FiringRoutes:
         # The path holds the URL's secret token, not the trigger id; it is never logged
         # nor echoed (the middleware masks it in the access log).
         token = request.path_params["token"]
+        try:
+            # Refused before anything is read (body, trigger, key): under a backlog or
+            # while the database is silent, a refusal costs neither time nor memory.
+            self.writes.admit()
+        except Refused as exc:
+            raise _refused(exc) from None
+        deadline = self.writes.deadline()  # for this call's reads and its store
         parsed: list[Any] = []  # the body (or why it is refused), read once for both tries
 
         async def payload() -> Any:
@@ -188,7 +299,9 @@ class FiringRoutes:
         cached = self.tokens.get(token)
         if cached is not None:
             try:
-                answer = await self._accept(request, cached, payload, cached=True)
+                answer = await self._accept(request, cached, payload, deadline, cached=True)
+            except Unavailable:
+                raise
             except Problem:
                 # The call itself is refused (body, header, size): answered after a fresh
                 # read, whose 404/409 for a trigger deleted or paused since come first.
@@ -198,10 +311,12 @@ class FiringRoutes:
                     self.tokens.drop(token)  # the trigger changed since it was cached
             if answer is not None:
                 return answer
-        record = await self.store.get_by_token(token) if _TOKEN.fullmatch(token) else None
+        record = None
+        if _TOKEN.fullmatch(token):
+            record = await _read_by(deadline, self.store.get_by_token(token))
         if record is not None and record.type == "webhook" and record.status == "active":
             self.tokens.put(token, record)
-        answer = await self._accept(request, record, payload, cached=False)
+        answer = await self._accept(request, record, payload, deadline, cached=False)
         assert answer is not None  # only a cached record's answer can be deferred
         return answer
 
@@ -210,6 +325,7 @@ class FiringRoutes:
         request: Request,
         record: TriggerRecord | None,
         payload: Callable[[], Awaitable[Any]],
+        deadline: float,
         *,
         cached: bool,
     ) -> Response | None:
@@ -238,34 +354,34 @@ class FiringRoutes:
             kind="webhook",
             source="api",
             payload=body,
-            request=request_snapshot(record.config, record.signing),
+            request=request_snapshot(record.config, record.signing, self.res.clock.now()),
             test=False,
         )
         expect = fingerprint(record) if cached else None
         if key is None:
-            if await self._fire(Call(event, None, expect)) == "stale":
+            if await self._fire(Call(event, None, expect), deadline) == "stale":
                 return None
             return json_response({"event_id": event.id}, 202)
         # Canonical JSON, so a repeat that differs only in spacing or key order matches.
         digest = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
         idem = Key(record.id, key, digest)
-        earlier = await self._earlier(idem)
+        earlier = await self._earlier(idem, deadline)
         if earlier is not None:
             return earlier
-        outcome = await self._fire(Call(event, idem, expect))
+        outcome = await self._fire(Call(event, idem, expect), deadline)
         if outcome == "stale":
             return None
         if outcome == "taken":  # a concurrent call with the same key was stored first
-            earlier = await self._earlier(idem)
+            earlier = await self._earlier(idem, deadline)
             if earlier is None:
                 raise RuntimeError("an Idempotency-Key was taken, then not found")
             return earlier
         return json_response({"event_id": event.id}, 202)
 
-    async def _earlier(self, key: Key) -> Response | None:
+    async def _earlier(self, key: Key, deadline: float) -> Response | None:
         """The answer for a repeated Idempotency-Key within the retention window, if any."""
         horizon = self.res.clock.now() - self.res.settings.retention_total
-        row = await intake.earlier(self.res.db, key, horizon)
+        row = await _read_by(deadline, intake.earlier(self.res.db, key, horizon))
         if row is None:
             return None
         if row["request_hash"] != key.digest:
@@ -300,7 +416,7 @@ class FiringRoutes:
             kind=record.type,
             source="manual-test",
             payload=payload,
-            request=request_snapshot(record.config, record.signing),
+            request=request_snapshot(record.config, record.signing, self.res.clock.now()),
             test=True,
         )
         await self._fire(Call(event))
@@ -337,7 +453,7 @@ class FiringRoutes:
             kind=body["type"],
             source="manual-test",
             payload=payload,
-            request=request_snapshot(config, secret),
+            request=request_snapshot(config, secret, now),
             test=True,
         )
         await self._fire(Call(event))

@@ -1,4 +1,5 @@
--- Idempotency-Key mappings for webhook calls, scoped to the trigger.
+-- Idempotency-Key mappings for webhook calls, scoped to the trigger. Keys match exactly
+-- (idem_key is ascii_bin since 0010): `Order-1` and `order-1` are two keys.
 
 -- name: select
 SELECT event_id, request_hash, created_at FROM idempotency_keys WHERE scope = %s AND idem_key = %s;
