@@ -29,7 +29,7 @@ from tests.process import EventtriggerProcess
 
 MAX_ATTEMPTS = 4
 TIMEOUT = 1.0  # the chaotic trigger's timeout; a hang lasts longer
-SEED = b"issue-10"
+SEED = b"endpoint-chaos"
 
 
 def fault_for(event_id: str, attempt: int) -> str:

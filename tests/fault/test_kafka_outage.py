@@ -23,7 +23,7 @@ from tests.fault.conftest import Kafka, MariaDB, client, quantile, record_result
 from tests.fault.load import Load
 from tests.process import EventtriggerProcess
 
-BACKLOG_LIMIT = 30.0  # seconds from the broker's return to the last delivery (issue 10)
+BACKLOG_LIMIT = 30.0  # seconds from the broker's return to the last delivery
 
 
 @dataclass(frozen=True)
