@@ -1,13 +1,20 @@
-"""Kafka: topics, the job publisher, the workers' consumer, and the health check.
+"""Kafka: how every client connects, the topics, the job publisher, the workers'
+consumer, and the health check.
 
 Kafka is the transport, not the truth: every job exists as an event row before it is
 published, so a failed publish only delays it until the scheduler re-publishes it.
+
+Every client is built from `client_options` (bootstrap servers, TLS, SASL), so a managed
+cluster needs nothing more than its settings. Start-up problems that waiting cannot fix
+(credentials refused, an untrusted broker certificate, a topic missing or refused) raise
+KafkaSetupError, which is not a KafkaError: the runner does not retry it, the process exits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -15,12 +22,22 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.conn import create_conn
 from aiokafka.errors import (
+    IllegalSaslStateError,
+    KafkaConnectionError,
     KafkaError,
+    LeaderNotAvailableError,
+    NoError,
     OutOfOrderSequenceNumber,
+    SaslAuthenticationFailed,
     TopicAlreadyExistsError,
     UnknownProducerId,
+    UnknownTopicOrPartitionError,
+    UnsupportedSaslMechanismError,
+    for_code,
 )
+from aiokafka.helpers import create_ssl_context
 from loguru import logger
 
 from eventtrigger import __version__
@@ -32,6 +49,51 @@ PUBLISH_TIMEOUT = 10.0
 POISON = (OutOfOrderSequenceNumber, UnknownProducerId)
 OUTBOX_BATCH = 2000  # jobs per background publish
 OUTBOX_LIMIT = 50_000  # jobs queued for the background publisher; beyond, the rows cover them
+SETUP_TIMEOUT = 10.0  # seconds for a topic just created to show in the metadata
+# A broker answers these while a topic it just created spreads to its metadata.
+NOT_YET = (UnknownTopicOrPartitionError.errno, LeaderNotAvailableError.errno)
+AUTH_ERRORS = (SaslAuthenticationFailed, UnsupportedSaslMechanismError, IllegalSaslStateError)
+
+
+class KafkaSetupError(RuntimeError):
+    """Kafka cannot be used as configured, and waiting will not change that."""
+
+
+def client_options(settings: Settings) -> dict[str, Any]:
+    """The connection options every Kafka client gets: brokers, TLS and SASL."""
+    security = settings.kafka_security
+    options: dict[str, Any] = {
+        "bootstrap_servers": list(settings.kafka_bootstrap),
+        "security_protocol": security.protocol,
+    }
+    if security.ssl:
+        # check_hostname is always on: the broker's certificate must name its address.
+        options["ssl_context"] = create_ssl_context(
+            cafile=security.ssl_cafile,
+            certfile=security.ssl_certfile,
+            keyfile=security.ssl_keyfile,
+        )
+    if security.sasl:
+        options["sasl_mechanism"] = security.sasl_mechanism
+        options["sasl_plain_username"] = security.sasl_username
+        options["sasl_plain_password"] = str(security.sasl_password)
+    return options
+
+
+def topic_refusals(topic_errors: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """From a CreateTopics response: each topic the broker refused, with its reason.
+
+    aiokafka returns per-topic error codes without raising them. A topic that already
+    exists is no refusal: another process created it in the meantime.
+    """
+    refused: dict[str, str] = {}
+    for item in topic_errors:
+        code = int(item["error_code"])
+        if code in (NoError.errno, TopicAlreadyExistsError.errno):
+            continue
+        detail = item.get("error_message") or for_code(code).description
+        refused[str(item["topic"])] = f"{for_code(code).message} ({code}): {detail}"
+    return refused
 
 
 class KafkaProbe:
@@ -48,7 +110,7 @@ class KafkaProbe:
     ) -> None:
         self._make = make_admin or (
             lambda: AIOKafkaAdminClient(
-                bootstrap_servers=list(settings.kafka_bootstrap),
+                **client_options(settings),
                 request_timeout_ms=2000,
                 client_id="eventtrigger-health",
             )
@@ -78,22 +140,115 @@ class KafkaProbe:
 
 
 async def ensure_topics(settings: Settings) -> None:
-    """Create the job and dead-letter topics if they are missing (idempotent)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=list(settings.kafka_bootstrap))
-    await admin.start()
+    """prepare_topics, for callers that need the topics but not their partition count."""
+    await prepare_topics(settings)
+
+
+async def prepare_topics(settings: Settings) -> int:
+    """Check the job and dead-letter topics exist, creating the missing ones unless
+    EVENTTRIGGER_KAFKA_CREATE_TOPICS=never; the job topic's partition count, as the broker
+    has it (EVENTTRIGGER_KAFKA_PARTITIONS only sizes the topics created here).
+
+    Raises KafkaSetupError for what retrying cannot fix, KafkaError/OSError otherwise.
+    """
     try:
+        return await _prepare_topics(settings)
+    except KafkaSetupError as exc:
+        logger.bind(action="kafka_setup_failed").error("{}", exc)
+        raise
+
+
+async def _prepare_topics(settings: Settings) -> int:
+    admin = AIOKafkaAdminClient(**client_options(settings), client_id="eventtrigger-admin")
+    try:
+        await admin.start()
+    except KafkaConnectionError:
+        await admin.close()
+        await _explain_connection_failure(settings)
+        raise
+    try:
+        names = (settings.kafka_topic, settings.dlq_topic)
+        # All topics, not a metadata request naming ours: that would make a broker with
+        # auto.create.topics.enable create them, with its own partition count.
         existing = set(await admin.list_topics())
-        wanted = [
-            NewTopic(name, settings.kafka_partitions, settings.kafka_replication)
-            for name in (settings.kafka_topic, settings.dlq_topic)
-            if name not in existing
-        ]
-        if wanted:
-            with contextlib.suppress(TopicAlreadyExistsError):  # another process won the race
-                await admin.create_topics(wanted)
-            logger.bind(action="topics_created").info("created topics {}", [t.name for t in wanted])
+        missing = [name for name in names if name not in existing]
+        if missing and settings.kafka_create_topics == "never":
+            raise KafkaSetupError(
+                f"Kafka topic(s) {', '.join(missing)} missing (or not visible to this user), "
+                "and EVENTTRIGGER_KAFKA_CREATE_TOPICS=never: create them, or set it to auto"
+            )
+        if missing:
+            response = await admin.create_topics(
+                [
+                    NewTopic(n, settings.kafka_partitions, settings.kafka_replication)
+                    for n in missing
+                ]
+            )
+            refused = topic_refusals(response.to_object()["topic_errors"])
+            if refused:
+                raise KafkaSetupError(
+                    "Kafka refused to create "
+                    + "; ".join(f"topic {name}: {why}" for name, why in refused.items())
+                )
+            logger.bind(action="topics_created").info("created topics {}", missing)
+        partitions = await _partition_counts(admin, names)
     finally:
         await admin.close()
+    logger.bind(action="topics_ready", partitions=partitions).info(
+        "Kafka topics ready: {} has {} partition(s)",
+        settings.kafka_topic, partitions[settings.kafka_topic],
+    )  # fmt: skip
+    return partitions[settings.kafka_topic]
+
+
+async def _partition_counts(admin: AIOKafkaAdminClient, names: Sequence[str]) -> dict[str, int]:
+    """Each topic's partition count from the metadata, waiting briefly for new topics."""
+    deadline = time.monotonic() + SETUP_TIMEOUT
+    while True:
+        counts: dict[str, int] = {}
+        for topic in await admin.describe_topics(list(names)):
+            code = int(topic["error_code"])
+            if code == NoError.errno and topic["partitions"]:
+                counts[topic["topic"]] = len(topic["partitions"])
+            elif code not in (NoError.errno, *NOT_YET):
+                error = for_code(code)
+                raise KafkaSetupError(
+                    f"Kafka topic {topic['topic']}: {error.message} ({code}): {error.description}"
+                )
+        if len(counts) == len(names):
+            return counts
+        if time.monotonic() > deadline:
+            raise KafkaConnectionError(f"topics {sorted(set(names) - counts.keys())} not ready")
+        await asyncio.sleep(0.2)  # polling the broker: it has no notification to await
+
+
+async def _explain_connection_failure(settings: Settings) -> None:
+    """After a failed bootstrap, which aiokafka reports only as 'unable to bootstrap':
+    one direct connection per broker to tell refused credentials and untrusted
+    certificates (KafkaSetupError) from a cluster that is not up yet (returns)."""
+    security = settings.kafka_security
+    options = client_options(settings)
+    options.pop("bootstrap_servers")
+    for server in settings.kafka_bootstrap:
+        host, _, port = server.rpartition(":")
+        try:
+            conn = await create_conn(
+                host.strip("[]"), int(port), request_timeout_ms=5000, **options
+            )
+        except AUTH_ERRORS as exc:
+            raise KafkaSetupError(
+                f"Kafka authentication failed at {server} for user {security.sasl_username!r} "
+                f"({security.sasl_mechanism}): {exc}"
+            ) from None
+        except ssl.SSLCertVerificationError as exc:
+            raise KafkaSetupError(
+                f"Kafka TLS handshake with {server} failed: certificate verify failed: "
+                f"{exc.verify_message} "
+                "(check EVENTTRIGGER_KAFKA_SSL_CAFILE)"
+            ) from None
+        except (KafkaError, OSError, TimeoutError):
+            continue  # not reachable (yet): the caller's retry covers it
+        conn.close()
 
 
 class Publisher:
@@ -106,7 +261,7 @@ class Publisher:
 
     def _make(self) -> AIOKafkaProducer:
         return AIOKafkaProducer(
-            bootstrap_servers=list(self._settings.kafka_bootstrap),
+            **client_options(self._settings),
             client_id=f"eventtrigger-{__version__}",
             enable_idempotence=True,
             acks="all",
@@ -240,18 +395,19 @@ class Outbox:
 def job_consumer(settings: Settings) -> AIOKafkaConsumer:
     """The workers' group consumer: offsets are committed by hand, after outcomes are stored."""
     return AIOKafkaConsumer(
-        bootstrap_servers=list(settings.kafka_bootstrap),
+        **client_options(settings),
         group_id=settings.kafka_group,
         client_id=f"eventtrigger-worker-{__version__}",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=500,
         # A worker killed without leaving the group keeps its partitions (and the jobs
-        # re-published to them) until the coordinator gives up on it: 6 s, the lowest
-        # session timeout brokers accept by default (group.min.session.timeout.ms), so
-        # recovery after a crash fits in the 10 s firing promise. Survivors hear of the rebalance
-        # at their next heartbeat, hence a frequent one.
-        session_timeout_ms=6000,
+        # re-published to them) until the coordinator gives up on it: by default 6 s, the
+        # lowest session timeout brokers accept by default (group.min.session.timeout.ms),
+        # so recovery after a crash fits in the 10 s firing promise; a managed cluster may
+        # require more (EVENTTRIGGER_KAFKA_SESSION_TIMEOUT). Survivors hear of the
+        # rebalance at their next heartbeat, hence a frequent one.
+        session_timeout_ms=int(settings.kafka_session_timeout.total_seconds() * 1000),
         heartbeat_interval_ms=500,
         # Notice new topics and partitions within seconds (the default is 5 minutes).
         metadata_max_age_ms=5000,

@@ -114,9 +114,16 @@ def main(argv: list[str] | None = None) -> int:
         _run_async(_migrate())
         return 0
 
+    from eventtrigger.bus import KafkaSetupError
     from eventtrigger.roles.runner import run
 
-    _run_async(run(settings, roles))
+    try:
+        _run_async(run(settings, roles))
+    except KafkaSetupError as exc:
+        # Waiting will not fix it (credentials refused, an untrusted certificate, a topic
+        # missing or refused): one line, not a traceback, and a non-zero exit.
+        print(f"eventtrigger: Kafka: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

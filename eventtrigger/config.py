@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
@@ -34,6 +34,15 @@ DEFAULTS: dict[str, str] = {
     "KAFKA_GROUP": "eventtrigger-workers",
     "KAFKA_PARTITIONS": "6",
     "KAFKA_REPLICATION": "1",
+    "KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
+    "KAFKA_SASL_MECHANISM": "",
+    "KAFKA_SASL_USERNAME": "",
+    "KAFKA_SASL_PASSWORD": "",
+    "KAFKA_SSL_CAFILE": "",
+    "KAFKA_SSL_CERTFILE": "",
+    "KAFKA_SSL_KEYFILE": "",
+    "KAFKA_CREATE_TOPICS": "auto",
+    "KAFKA_SESSION_TIMEOUT": "6s",
     "HTTP_HOST": "0.0.0.0",
     "HTTP_PORT": "8080",
     "PUBLIC_URL": "http://localhost:8080",
@@ -54,8 +63,11 @@ DEFAULTS: dict[str, str] = {
 DEFAULT_DURATIONS = {
     k: parse_duration(DEFAULTS[k])
     for k in ("RETENTION_ACTIVE", "RETENTION_TOTAL", "RETENTION_INTERVAL", "SHUTDOWN_GRACE",
-              "RECOVERY_AFTER")
+              "RECOVERY_AFTER", "KAFKA_SESSION_TIMEOUT")
 }  # fmt: skip
+KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+KAFKA_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 
 
 class SettingsError(ValueError):
@@ -96,6 +108,28 @@ class DatabaseSettings:
 
 
 @dataclass(frozen=True)
+class KafkaSecurity:
+    """How every Kafka client authenticates and encrypts (bus.client_options uses it)."""
+
+    protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: str | None = None  # one of KAFKA_SASL_MECHANISMS with a SASL protocol
+    sasl_username: str = ""
+    sasl_password: Secret = field(default_factory=lambda: Secret(""))
+    # None with an SSL protocol: the system's CAs verify the brokers (managed clusters).
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None  # a client certificate, for brokers that ask one
+    ssl_keyfile: Path | None = None
+
+    @property
+    def sasl(self) -> bool:
+        return self.protocol.startswith("SASL_")
+
+    @property
+    def ssl(self) -> bool:
+        return self.protocol.endswith("SSL")
+
+
+@dataclass(frozen=True)
 class Settings:
     database: DatabaseSettings
     kafka_bootstrap: tuple[str, ...] = (DEFAULTS["KAFKA_BOOTSTRAP"],)
@@ -103,6 +137,10 @@ class Settings:
     kafka_group: str = DEFAULTS["KAFKA_GROUP"]
     kafka_partitions: int = int(DEFAULTS["KAFKA_PARTITIONS"])
     kafka_replication: int = int(DEFAULTS["KAFKA_REPLICATION"])
+    kafka_security: KafkaSecurity = KafkaSecurity()
+    # "never": the topics are the operator's (a managed cluster); a missing one stops the start.
+    kafka_create_topics: Literal["auto", "never"] = "auto"
+    kafka_session_timeout: timedelta = DEFAULT_DURATIONS["KAFKA_SESSION_TIMEOUT"]
     http_host: str = DEFAULTS["HTTP_HOST"]
     http_port: int = int(DEFAULTS["HTTP_PORT"])
     public_url: str = DEFAULTS["PUBLIC_URL"]
@@ -197,6 +235,13 @@ class _Reader:
             kafka_group=self._get("KAFKA_GROUP") or DEFAULTS["KAFKA_GROUP"],
             kafka_partitions=self._int("KAFKA_PARTITIONS", 1, 1000, "a partition count"),
             kafka_replication=self._int("KAFKA_REPLICATION", 1, 10, "a replication factor"),
+            kafka_security=self._kafka_security(),
+            kafka_create_topics=(
+                "never"
+                if self._choice("KAFKA_CREATE_TOPICS", ("auto", "never")) == "never"
+                else "auto"
+            ),
+            kafka_session_timeout=self._session_timeout(),
             http_host=self._get("HTTP_HOST"),
             http_port=self._int("HTTP_PORT", 1, 65535, "a port number"),
             public_url=public_url,
@@ -225,6 +270,74 @@ class _Reader:
         if not topic or len(topic) > 200 or not set(topic) <= allowed:
             raise SettingsError("EVENTTRIGGER_KAFKA_TOPIC", "use 1-200 of [a-zA-Z0-9._-]")
         return topic
+
+    def _session_timeout(self) -> timedelta:
+        value = self._duration("KAFKA_SESSION_TIMEOUT", timedelta(seconds=1))
+        # Brokers refuse more than group.max.session.timeout.ms (30 minutes by default).
+        if value > timedelta(minutes=30):
+            raise SettingsError("EVENTTRIGGER_KAFKA_SESSION_TIMEOUT", "must be at most 30m")
+        return value
+
+    def _kafka_security(self) -> KafkaSecurity:
+        protocol = self._get("KAFKA_SECURITY_PROTOCOL").upper()
+        if protocol not in KAFKA_SECURITY_PROTOCOLS:
+            raise SettingsError(
+                "EVENTTRIGGER_KAFKA_SECURITY_PROTOCOL",
+                f"{protocol!r} is not one of {', '.join(KAFKA_SECURITY_PROTOCOLS)}",
+            )
+        security = KafkaSecurity(
+            protocol=protocol,  # type: ignore[arg-type]  # checked just above
+            sasl_mechanism=self._get("KAFKA_SASL_MECHANISM").upper() or None,
+            sasl_username=self._get("KAFKA_SASL_USERNAME"),
+            # Not stripped: spaces may be part of a password.
+            sasl_password=Secret(self._values.get("EVENTTRIGGER_KAFKA_SASL_PASSWORD", "")),
+            ssl_cafile=self._file("KAFKA_SSL_CAFILE"),
+            ssl_certfile=self._file("KAFKA_SSL_CERTFILE"),
+            ssl_keyfile=self._file("KAFKA_SSL_KEYFILE"),
+        )
+        sasl = {
+            "KAFKA_SASL_MECHANISM": security.sasl_mechanism,
+            "KAFKA_SASL_USERNAME": security.sasl_username,
+            "KAFKA_SASL_PASSWORD": str(security.sasl_password),
+        }
+        ssl = {
+            "KAFKA_SSL_CAFILE": security.ssl_cafile,
+            "KAFKA_SSL_CERTFILE": security.ssl_certfile,
+            "KAFKA_SSL_KEYFILE": security.ssl_keyfile,
+        }
+        # A credential or file the protocol would ignore is a mistake, not a default: the
+        # process would talk in clear to a broker the operator meant to secure.
+        for group, needs in ((sasl, "SASL_PLAINTEXT or SASL_SSL"), (ssl, "SSL or SASL_SSL")):
+            wanted = security.sasl if group is sasl else security.ssl
+            for name, value in group.items():
+                if value and not wanted:
+                    raise SettingsError(
+                        f"EVENTTRIGGER_{name}",
+                        f"needs EVENTTRIGGER_KAFKA_SECURITY_PROTOCOL={needs} (it is {protocol})",
+                    )
+        if security.sasl:
+            for name, value in sasl.items():
+                if not value:
+                    raise SettingsError(f"EVENTTRIGGER_{name}", f"required with {protocol}")
+            if security.sasl_mechanism not in KAFKA_SASL_MECHANISMS:
+                raise SettingsError(
+                    "EVENTTRIGGER_KAFKA_SASL_MECHANISM",
+                    f"{security.sasl_mechanism!r} is not one of {', '.join(KAFKA_SASL_MECHANISMS)}",
+                )
+        if security.ssl_keyfile and not security.ssl_certfile:
+            raise SettingsError(
+                "EVENTTRIGGER_KAFKA_SSL_KEYFILE", "needs EVENTTRIGGER_KAFKA_SSL_CERTFILE as well"
+            )
+        return security
+
+    def _file(self, name: str) -> Path | None:
+        raw = self._get(name)
+        if not raw:
+            return None
+        path = Path(raw)
+        if not path.is_file() or not os.access(path, os.R_OK):
+            raise SettingsError(f"EVENTTRIGGER_{name}", f"{raw!r} is not a readable file")
+        return path
 
     def _cidrs(self) -> tuple[IPNetwork, ...]:
         networks: list[IPNetwork] = []

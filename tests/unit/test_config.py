@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from eventtrigger.config import Secret, Settings, SettingsError, load_settings
+from eventtrigger.config import DEFAULTS, Secret, Settings, SettingsError, load_settings
 
 
 def load(**env: str) -> Settings:
@@ -253,3 +253,202 @@ def test_missing_env_file_is_fine(tmp_path: Path) -> None:
 def test_unrelated_variables_are_ignored() -> None:
     s = load_settings({"HTTP_PORT": "abc", "PATH": "/usr/bin"}, env_file=None)
     assert s.http_port == 8080
+
+
+# Kafka connection security, topic creation and the consumer's session timeout.
+
+SASL_SSL = {
+    "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+    "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+    "KAFKA_SASL_USERNAME": "app",
+    "KAFKA_SASL_PASSWORD": "Kafka-Pass-0192",
+}
+
+
+def test_kafka_security_defaults() -> None:
+    s = load_settings({}, env_file=None)
+    assert s.kafka_security.protocol == "PLAINTEXT"
+    assert s.kafka_security.sasl_mechanism is None
+    assert s.kafka_security.sasl_username == ""
+    assert str(s.kafka_security.sasl_password) == ""
+    assert s.kafka_security.ssl_cafile is None
+    assert s.kafka_security.ssl_certfile is None
+    assert s.kafka_security.ssl_keyfile is None
+    assert (s.kafka_security.sasl, s.kafka_security.ssl) == (False, False)
+    assert s.kafka_create_topics == "auto"
+    assert s.kafka_session_timeout == timedelta(seconds=6)
+
+
+def test_every_kafka_default_is_written_once_in_defaults() -> None:
+    for name, default in [
+        ("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT"),
+        ("KAFKA_CREATE_TOPICS", "auto"),
+        ("KAFKA_SESSION_TIMEOUT", "6s"),
+        ("KAFKA_SASL_MECHANISM", ""),
+        ("KAFKA_SASL_USERNAME", ""),
+        ("KAFKA_SASL_PASSWORD", ""),
+        ("KAFKA_SSL_CAFILE", ""),
+        ("KAFKA_SSL_CERTFILE", ""),
+        ("KAFKA_SSL_KEYFILE", ""),
+    ]:
+        assert DEFAULTS[name] == default
+
+
+def test_sasl_ssl_with_a_ca_file(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    s = load(
+        **{
+            **SASL_SSL,
+            "KAFKA_SECURITY_PROTOCOL": "sasl_ssl",  # either case
+            "KAFKA_SASL_MECHANISM": "scram-sha-512",
+            "KAFKA_SSL_CAFILE": str(ca),
+        }
+    )
+    k = s.kafka_security
+    assert k.protocol == "SASL_SSL"
+    assert k.sasl_mechanism == "SCRAM-SHA-512"
+    assert k.sasl_username == "app"
+    assert isinstance(k.sasl_password, Secret)
+    assert str(k.sasl_password) == "Kafka-Pass-0192"
+    assert k.ssl_cafile == ca
+    assert (k.sasl, k.ssl) == (True, True)
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"])
+@pytest.mark.parametrize("protocol", ["SASL_PLAINTEXT", "SASL_SSL"])
+def test_sasl_mechanisms_and_protocols(protocol: str, mechanism: str) -> None:
+    s = load(**{**SASL_SSL, "KAFKA_SECURITY_PROTOCOL": protocol, "KAFKA_SASL_MECHANISM": mechanism})
+    assert s.kafka_security.protocol == protocol
+    assert s.kafka_security.sasl_mechanism == mechanism
+    assert s.kafka_security.ssl is (protocol == "SASL_SSL")
+
+
+def test_ssl_without_sasl_uses_the_system_cas_when_no_ca_file_is_given() -> None:
+    k = load(KAFKA_SECURITY_PROTOCOL="SSL").kafka_security
+    assert (k.protocol, k.ssl, k.sasl, k.ssl_cafile) == ("SSL", True, False, None)
+
+
+def test_client_certificate_and_key(tmp_path: Path) -> None:
+    cert, key = tmp_path / "client.crt", tmp_path / "client.key"
+    cert.write_text("cert")
+    key.write_text("key")
+    k = load(
+        KAFKA_SECURITY_PROTOCOL="SSL", KAFKA_SSL_CERTFILE=str(cert), KAFKA_SSL_KEYFILE=str(key)
+    ).kafka_security
+    assert (k.ssl_certfile, k.ssl_keyfile) == (cert, key)
+
+
+def test_sasl_password_is_kept_as_given_and_masked_everywhere() -> None:
+    s = load(**{**SASL_SSL, "KAFKA_SASL_PASSWORD": "  spaced Kafka-Pass-0192 "})
+    assert str(s.kafka_security.sasl_password) == "  spaced Kafka-Pass-0192 "
+    for text in (repr(s), str(s), repr(s.kafka_security), f"{s.kafka_security}"):
+        assert "Kafka-Pass-0192" not in text
+        assert "**********" in text
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("never", "never"), ("AUTO", "auto"), (" never ", "never")]
+)
+def test_kafka_create_topics(raw: str, expected: str) -> None:
+    assert load(KAFKA_CREATE_TOPICS=raw).kafka_create_topics == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("45s", timedelta(seconds=45)), ("10", timedelta(seconds=10)), ("2m", timedelta(minutes=2))],
+)
+def test_kafka_session_timeout(raw: str, expected: timedelta) -> None:
+    assert load(KAFKA_SESSION_TIMEOUT=raw).kafka_session_timeout == expected
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"KAFKA_SECURITY_PROTOCOL": "TLS"}, "EVENTTRIGGER_KAFKA_SECURITY_PROTOCOL"),
+        ({"KAFKA_SECURITY_PROTOCOL": "SASL"}, "EVENTTRIGGER_KAFKA_SECURITY_PROTOCOL"),
+        ({**SASL_SSL, "KAFKA_SASL_MECHANISM": "GSSAPI"}, "EVENTTRIGGER_KAFKA_SASL_MECHANISM"),
+        ({**SASL_SSL, "KAFKA_SASL_MECHANISM": "OAUTHBEARER"}, "EVENTTRIGGER_KAFKA_SASL_MECHANISM"),
+        ({**SASL_SSL, "KAFKA_SASL_MECHANISM": ""}, "EVENTTRIGGER_KAFKA_SASL_MECHANISM"),
+        ({**SASL_SSL, "KAFKA_SASL_USERNAME": ""}, "EVENTTRIGGER_KAFKA_SASL_USERNAME"),
+        ({**SASL_SSL, "KAFKA_SASL_PASSWORD": ""}, "EVENTTRIGGER_KAFKA_SASL_PASSWORD"),
+        (
+            {**SASL_SSL, "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "KAFKA_SASL_USERNAME": " "},
+            "EVENTTRIGGER_KAFKA_SASL_USERNAME",
+        ),
+        # Credentials the protocol would ignore: the process would talk in clear.
+        ({"KAFKA_SASL_MECHANISM": "PLAIN"}, "EVENTTRIGGER_KAFKA_SASL_MECHANISM"),
+        ({"KAFKA_SASL_USERNAME": "app"}, "EVENTTRIGGER_KAFKA_SASL_USERNAME"),
+        ({"KAFKA_SASL_PASSWORD": "secret"}, "EVENTTRIGGER_KAFKA_SASL_PASSWORD"),
+        (
+            {**SASL_SSL, "KAFKA_SECURITY_PROTOCOL": "SSL"},
+            "EVENTTRIGGER_KAFKA_SASL_MECHANISM",
+        ),
+        ({"KAFKA_SSL_CAFILE": "/nonexistent/ca.pem"}, "EVENTTRIGGER_KAFKA_SSL_CAFILE"),
+        (
+            {"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CAFILE": "/nonexistent/ca.pem"},
+            "EVENTTRIGGER_KAFKA_SSL_CAFILE",
+        ),
+        (
+            {"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CERTFILE": "/nonexistent/c.pem"},
+            "EVENTTRIGGER_KAFKA_SSL_CERTFILE",
+        ),
+        (
+            {"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_KEYFILE": "/nonexistent/k.pem"},
+            "EVENTTRIGGER_KAFKA_SSL_KEYFILE",
+        ),
+        (
+            {"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CAFILE": "/"},
+            "EVENTTRIGGER_KAFKA_SSL_CAFILE",
+        ),
+        ({"KAFKA_CREATE_TOPICS": "sometimes"}, "EVENTTRIGGER_KAFKA_CREATE_TOPICS"),
+        ({"KAFKA_CREATE_TOPICS": "false"}, "EVENTTRIGGER_KAFKA_CREATE_TOPICS"),
+        ({"KAFKA_SESSION_TIMEOUT": "six seconds"}, "EVENTTRIGGER_KAFKA_SESSION_TIMEOUT"),
+        ({"KAFKA_SESSION_TIMEOUT": "500ms"}, "EVENTTRIGGER_KAFKA_SESSION_TIMEOUT"),
+        ({"KAFKA_SESSION_TIMEOUT": "31m"}, "EVENTTRIGGER_KAFKA_SESSION_TIMEOUT"),
+        ({"KAFKA_SESSION_TIMEOUT": "-6s"}, "EVENTTRIGGER_KAFKA_SESSION_TIMEOUT"),
+    ],
+    ids=_env_id,
+)
+def test_bad_kafka_settings_name_the_variable(env: dict[str, str], variable: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        load(**env)
+    assert info.value.variable == variable
+    assert variable in str(info.value)
+
+
+def test_ssl_files_with_a_protocol_without_tls_name_the_variable(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("ca")
+    for protocol in ("PLAINTEXT", "SASL_PLAINTEXT"):
+        with pytest.raises(SettingsError) as info:
+            load(**{**SASL_SSL, "KAFKA_SECURITY_PROTOCOL": protocol, "KAFKA_SSL_CAFILE": str(ca)})
+        assert info.value.variable == (
+            "EVENTTRIGGER_KAFKA_SASL_MECHANISM"
+            if protocol == "PLAINTEXT"
+            else "EVENTTRIGGER_KAFKA_SSL_CAFILE"
+        )
+    with pytest.raises(SettingsError) as info:
+        load(KAFKA_SSL_CAFILE=str(ca))
+    assert info.value.variable == "EVENTTRIGGER_KAFKA_SSL_CAFILE"
+    assert "EVENTTRIGGER_KAFKA_SECURITY_PROTOCOL" in str(info.value)
+
+
+def test_a_key_file_needs_a_certificate_file(tmp_path: Path) -> None:
+    key = tmp_path / "client.key"
+    key.write_text("key")
+    with pytest.raises(SettingsError) as info:
+        load(KAFKA_SECURITY_PROTOCOL="SSL", KAFKA_SSL_KEYFILE=str(key))
+    assert info.value.variable == "EVENTTRIGGER_KAFKA_SSL_KEYFILE"
+
+
+def test_a_bad_kafka_setting_is_exit_status_2(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from eventtrigger.cli import main
+
+    monkeypatch.chdir(tmp_path)  # no developer .env
+    monkeypatch.setenv("EVENTTRIGGER_API_KEYS", "some-key-0123456789")
+    monkeypatch.setenv("EVENTTRIGGER_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    assert main(["run", "--roles=all"]) == 2
+    assert "EVENTTRIGGER_KAFKA_SASL_MECHANISM" in capsys.readouterr().err
