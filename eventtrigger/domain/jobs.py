@@ -412,7 +412,10 @@ def job_bytes(payload: Any, request: dict[str, Any]) -> int:
 
 
 def message_key(message: dict[str, Any]) -> bytes:
-    """Trigger id (event id for pure test runs): one trigger's jobs share a partition."""
+    """Trigger id (event id for pure test runs): one trigger's jobs share a partition. A
+    rejected message's copy is keyed by where the message was."""
+    if message.get("rejected"):
+        return f"{message['topic']}:{message['partition']}:{message['offset']}".encode()
     return str(message["trigger_id"] or message["event_id"]).encode()
 
 

@@ -1,19 +1,38 @@
 """The worker role: consume jobs, lease them, deliver them host by host, store outcomes in
 batches, then commit offsets.
 
-Backpressure stays in this process and never goes through recovery (ARCHITECTURE,
-invariant 9): a job is leased when it is consumed and waits in its host's in-memory queue
-until the host has a free slot (a per-host limit inside a global one), so one slow
-endpoint holds only its own slots and queue, never the consumer. The queues are bounded:
-past the process-wide cap the consumer pauses its partitions until they drain, and a
-host whose own queue is full hands further jobs back with a short delay estimated from
-its backlog, so it cannot take the whole buffer from the other hosts.
+Backpressure stays in this process and never goes through recovery (invariant 9,
+docs/design.md): a job is leased when it is consumed and waits in its host's in-memory
+queue until the host has a free slot (a per-host limit inside a global one), so one slow
+endpoint holds only its own slots and queue, never the consumer. A host (scheme, host and
+port: `endpoint_key`) holds in memory only what it can take soon: a few seconds of its
+observed throughput, at least a few rounds of its slots. Jobs beyond that are parked:
+the event row is the truth, so the job's row gets a due time and no lease, its offset is
+settled, and the re-publisher publishes it again when due. A host's parked jobs get due
+times spread at its pace, one after the other, so they come back in order as it drains;
+jobs that arrive while a host has a line of parked jobs join the line, and a job coming
+back from the line goes ahead of them. Parking is not an attempt (the attempt number is
+unchanged). Memory therefore stays bounded whatever the backlog, and the process-wide
+cap, past which the consumer pauses its partitions, is for many busy hosts, never one or
+two slow ones.
+
+A message that cannot be a job (not JSON, a field missing or malformed, an unusable URL,
+too large) is copied to the dead-letter topic with the reason (and no secret), counted
+in `eventtrigger_jobs_rejected_total{reason}` and settled: the worker never dies of its
+input, and its partition keeps moving.
 
 An offset is committed only past jobs whose outcome is stored, or whose row makes sure
-the job is sent again (handed back, or leased by another live worker); a crash therefore
+the job is sent again (parked, or leased by another live worker); a crash therefore
 re-delivers (at least once), and the attempt number on the event row keeps the log to
 one outcome per attempt. Retries are rows with a `next_attempt_at`, re-published by the
 scheduler, so a failing endpoint never holds a slot while it waits.
+
+Each loop beats under its own name (`worker`, and `leases`, `outcomes`, `commits`), and
+none waits without a timeout, so a stuck one shows as stalled.
+
+This module is the I/O shell; offsets (`worker_offsets`), per-host bookkeeping and the
+hold-or-park plan (`worker_hosts`) and what an outcome means and how a batch of them is
+stored (`worker_outcomes`) live in modules of their own.
 """
 
 from __future__ import annotations
@@ -25,14 +44,11 @@ import random
 import secrets
 import socket
 import time
-from collections import OrderedDict, defaultdict, deque
+from collections import OrderedDict, defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
-import orjson
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from loguru import logger
@@ -40,17 +56,35 @@ from loguru import logger
 from eventtrigger.bus import Publisher, job_consumer
 from eventtrigger.clock import wait_stop
 from eventtrigger.delivery import Deliverer, Result
-from eventtrigger.domain import retry
-from eventtrigger.domain.durations import parse_duration
-from eventtrigger.domain.jobs import scheduled_time
-from eventtrigger.domain.triggers import parse_iso
+from eventtrigger.domain.jobs import (
+    BadJob,
+    dead_letter,
+    rejected_message,
+    scheduled_time,
+)
 from eventtrigger.resources import Resources
-from eventtrigger.store import autopause, deliveries
+from eventtrigger.roles.worker_hosts import (
+    Held,
+    Host,
+    ParkedLog,
+    Plan,
+    plan_batch,
+    read_job,
+    soon_cap,
+)
+from eventtrigger.roles.worker_offsets import Offsets
+from eventtrigger.roles.worker_outcomes import attempt_outcome, store_outcomes
+from eventtrigger.store import deliveries
 from eventtrigger.store.db import TRANSIENT_ERRORS, retry_conflicts
 from eventtrigger.store.deliveries import Attempt
 
+# Held and Host are the worker's in-memory jobs and hosts, kept importable from here.
+__all__ = ["Held", "Host", "Offsets", "Worker", "read_job", "run"]
+
 COMMIT_SECONDS = 0.5
-HOST_QUEUE_ROUNDS = 256  # a host may hold this many rounds of its slots in memory
+HOST_QUEUE_ROUNDS = 256  # a host never holds more than this many rounds of its slots
+BEAT_SECONDS = 5.0  # an idle loop still beats this often
+REJECT_RETRY_MAX = 5.0  # seconds between tries to dead-letter a message that is no job
 MAX_HELD = 16384  # jobs held (queued or in flight) per process; past it, consumption pauses
 RESUME_AT = 0.75  # ... and resumes once the held jobs fall below this share of the cap
 OUTCOME_BATCH = 500
@@ -61,71 +95,11 @@ OUTCOME_BATCH = 500
 # Leases (recovery_after, 5 s) and offset commits easily absorb the wait.
 OUTCOME_LINGER = 0.3
 HAND_BACK_SECONDS = 2.0  # at shutdown, for releasing leases (the database may be gone)
-REQUEUE_MIN, REQUEUE_MAX = 0.05, 60.0  # seconds a handed-back job waits
 T = TypeVar("T")
 
 
 class Stopping(Exception):
     """The stop event was set while a database write was waiting for the database."""
-
-
-class Offsets:
-    """Per partition: which offsets are still open, to commit only what is settled."""
-
-    def __init__(self) -> None:
-        self._open: dict[TopicPartition, set[int]] = {}
-        self._next: dict[TopicPartition, int] = {}
-
-    def add(self, tp: TopicPartition, offset: int) -> None:
-        self._open.setdefault(tp, set()).add(offset)
-        self._next[tp] = max(self._next.get(tp, 0), offset + 1)
-
-    def done(self, tp: TopicPartition, offset: int) -> None:
-        if tp in self._open:  # a revoked partition is forgotten: nothing to commit there
-            self._open[tp].discard(offset)
-
-    def committable(self, only: set[TopicPartition] | None = None) -> dict[TopicPartition, int]:
-        """For each partition, the offset to commit: the lowest still open, else the next."""
-        return {
-            tp: min(self._open[tp]) if self._open[tp] else nxt
-            for tp, nxt in self._next.items()
-            if only is None or tp in only
-        }
-
-    def forget(self, partitions: set[TopicPartition]) -> None:
-        for tp in partitions:
-            self._open.pop(tp, None)
-            self._next.pop(tp, None)
-
-
-@dataclass
-class Held:
-    """A leased job in this process: queued for its host, then in flight."""
-
-    tp: TopicPartition
-    offset: int
-    job: dict[str, Any]
-    host: str
-    # Offsets of copies of the same job that arrived while we held it: settled with it.
-    twins: list[tuple[TopicPartition, int]] = field(default_factory=list)
-    started: bool = False
-    counted: bool = False  # in its host's `held` count until settled
-
-    @property
-    def event_id(self) -> str:
-        return str(self.job["event_id"])
-
-    @property
-    def attempt(self) -> int:
-        return int(self.job["attempt"])
-
-
-@dataclass
-class Host:
-    queue: deque[Held] = field(default_factory=deque)
-    active: int = 0
-    held: int = 0  # queued + in flight + outcome not yet stored
-    seconds: float = 0.1  # moving average of a delivery's duration
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -155,7 +129,7 @@ class Worker:
         self.host_cap = res.settings.worker_per_host * HOST_QUEUE_ROUNDS
         self.lease = res.settings.recovery_after
         self._held: dict[str, Held] = {}  # by event id
-        self._hosts: dict[str, Host] = defaultdict(Host)
+        self._hosts: dict[str, Host] = {}  # by endpoint_key; idle ones are pruned
         self._waiting: OrderedDict[str, None] = OrderedDict()  # hosts with queued jobs
         self._active = 0
         self._paused = False
@@ -165,6 +139,8 @@ class Worker:
         self._unstored = 0  # outcomes made, not yet stored
         self._all_stored = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._rejects: set[asyncio.Task[None]] = set()  # dead-letter copies of non-jobs
+        self._parked_log: dict[str, ParkedLog] = {}  # parked since the last `parked` lines
         self._stop = asyncio.Event()
 
     # -- the consume loop ---------------------------------------------------------------
@@ -228,16 +204,23 @@ class Worker:
                 return
         self.log.bind(action="topic_missing").warning("no partitions for {} yet", topic)
 
+    def _host(self, name: str) -> Host:
+        host = self._hosts.get(name)
+        if host is None:
+            host = self._hosts[name] = Host()
+        return host
+
     async def _admit(self, records: list[Any]) -> None:
-        """Decode a batch, lease what is still to do in one transaction, queue it."""
+        """Decode a batch, lease what is still to do in one transaction, then hold what its
+        host can take soon and park the rest (in the same transaction)."""
         fresh: dict[str, Held] = {}
         for record in records:
             tp = TopicPartition(record.topic, record.partition)
             self.offsets.add(tp, record.offset)
-            job = _decode(record.value)
-            if job is None:
-                self.log.bind(action="bad_message", offset=record.offset).error("unreadable job")
-                self.offsets.done(tp, record.offset)
+            try:
+                job, host = read_job(record.value)
+            except BadJob as exc:
+                self._reject(record, tp, exc.reason, exc.detail)
                 continue
             event_id = job["event_id"]
             held = self._held.get(event_id) or fresh.get(event_id)
@@ -246,7 +229,7 @@ class Worker:
                 self._log_skip(job, "already held")
                 held.twins.append((tp, record.offset))
                 continue
-            item = Held(tp, record.offset, job, _host(job))
+            item = Held(tp, record.offset, job, host)
             if held is not None and event_id in fresh:  # a newer attempt in the same batch
                 item.twins = [*held.twins, (held.tp, held.offset)]
             fresh[event_id] = item
@@ -254,51 +237,97 @@ class Worker:
             return
         now = self.res.clock.now()
         attempts = {k: h.attempt for k, h in fresh.items()}
-        keep, overflow = self._fit(list(fresh.values()))
-        delay = {h.event_id: self._requeue_delay(h.host) for h in overflow}
+        per_host = self.settings.worker_per_host
+        clock = time.monotonic()
+        hosts = {}
+        for name in {h.host for h in fresh.values()}:
+            state = self._host(name)
+            seconds = state.delivery_seconds(clock)
+            cap = soon_cap(per_host, seconds, self.host_cap)
+            hosts[name] = (state.held, cap, seconds, state.parked_until)
 
-        async def claim() -> set[str]:
+        async def claim() -> tuple[dict[str, bool], Plan]:
             async with self.res.db.transaction() as tx:
-                taken = await deliveries.claim(tx, attempts, self.owner, now, now + self.lease)
-                for seconds in sorted(set(delay.values())):
-                    ids = [i for i, s in delay.items() if s == seconds and i in taken]
-                    at = now + timedelta(seconds=seconds)
-                    await deliveries.requeue(tx, ids, self.owner, at)
-                return taken
+                taken = await deliveries.claim_jobs(tx, attempts, self.owner, now, now + self.lease)
+                mine = [h for h in fresh.values() if h.event_id in taken]
+                plan = plan_batch(mine, taken, hosts, per_host, now)
+                if plan.park:
+                    await deliveries.park(tx, plan.park, self.owner)
+                return taken, plan
 
-        taken = await self._db(claim)
-        for item in [*keep, *overflow]:
+        taken, plan = await self._db(claim)
+        for name, line in plan.lines.items():
+            self._host(name).parked_until = line
+        parked: dict[str, list[Held]] = defaultdict(list)
+        for item in fresh.values():
             if item.event_id not in taken:
                 self._log_skip(item.job, "done or leased elsewhere")
                 self._settle(item)
-            elif item.event_id in delay:
-                self.res.metrics.requeued.inc()
-                self.log.bind(
-                    action="requeued", trigger_id=item.job["trigger_id"], event_id=item.event_id,
-                    attempt=item.attempt, delay_s=round(delay[item.event_id], 3),
-                ).info("host queue full; handed back for a moment")  # fmt: skip
+            elif item.event_id in plan.park:
+                parked[item.host].append(item)
                 self._settle(item)
-            else:
-                self._hold(item)
+        for item in plan.keep:
+            self._hold(item)
+        for name, items in parked.items():
+            self._log_parked(name, items, plan.park, now)
 
-    def _fit(self, items: list[Held]) -> tuple[list[Held], list[Held]]:
-        """Split new jobs into those that fit their host's queue and those that do not."""
-        keep: list[Held] = []
-        overflow: list[Held] = []
-        planned: dict[str, int] = defaultdict(int)
-        for item in items:
-            if self._hosts[item.host].held + planned[item.host] < self.host_cap:
-                planned[item.host] += 1
-                keep.append(item)
-            else:
-                overflow.append(item)
-        return keep, overflow
+    def _log_parked(
+        self, host: str, items: list[Held], due: dict[str, datetime], now: datetime
+    ) -> None:
+        """Noted now, logged by `_flush_parked` in one line per host and lease-loop turn: a
+        backlog parks thousands of jobs, in batches of a few."""
+        self.res.metrics.requeued.inc(len(items))
+        times = [due[h.event_id] for h in items]
+        seen = self._parked_log.get(host)
+        if seen is None:
+            seen = self._parked_log[host] = ParkedLog(now, min(times), max(times))
+        seen.count += len(items)
+        seen.first_due = min(seen.first_due, *times)
+        seen.last_due = max(seen.last_due, *times)
+        seen.sample += [h.event_id for h in items[: max(0, 10 - len(seen.sample))]]
 
-    def _requeue_delay(self, host: str) -> float:
-        """About when the host will have worked through what it holds now."""
-        h = self._hosts[host]
-        wait = h.held * h.seconds / self.settings.worker_per_host
-        return min(REQUEUE_MAX, max(REQUEUE_MIN, wait))
+    def _flush_parked(self) -> None:
+        for host, seen in self._parked_log.items():
+            self.log.bind(
+                action="parked", host=host, count=seen.count, held=self._host(host).held,
+                first_due_s=round((seen.first_due - seen.since).total_seconds(), 3),
+                last_due_s=round((seen.last_due - seen.since).total_seconds(), 3),
+                event_ids=seen.sample,
+            ).info("{} job(s) parked until their host has room", seen.count)  # fmt: skip
+        self._parked_log.clear()
+
+    def _reject(self, record: Any, tp: TopicPartition, reason: str, detail: str) -> None:
+        """A message that is no job: counted, logged, copied to the dead-letter topic; its
+        offset is settled once the copy is in Kafka."""
+        self.res.metrics.jobs_rejected.labels(reason).inc()
+        self.log.bind(
+            action="job_rejected", reason=reason, detail=detail[:300], partition=tp.partition,
+            offset=record.offset,
+        ).error("not a job: {}", reason)  # fmt: skip
+        message = rejected_message(
+            record.value, reason, detail, tp.topic, tp.partition, record.offset
+        )
+        task = asyncio.create_task(self._dead_letter_rejected(message, tp, record.offset))
+        self._rejects.add(task)
+        task.add_done_callback(self._rejects.discard)
+
+    async def _dead_letter_rejected(
+        self, message: dict[str, Any], tp: TopicPartition, offset: int
+    ) -> None:
+        delay = 0.2
+        while True:
+            try:
+                if await self.publisher.publish([message], self.settings.dlq_topic):
+                    break
+            except Exception:  # a bug here must not pin the partition silently
+                self.log.bind(action="dead_letter_error", offset=offset).exception(
+                    "dead-letter copy of a rejected message failed"
+                )
+            # Until Kafka has the copy the offset stays open (a restart reads it again).
+            if await wait_stop(self._stop, delay):
+                return
+            delay = min(delay * 2, REJECT_RETRY_MAX)
+        self.offsets.done(tp, offset)
 
     # -- per-host queues ------------------------------------------------------------------
 
@@ -307,12 +336,14 @@ class Worker:
         if earlier is not None and not earlier.started:
             # A later attempt of a job still queued here (its lease lapsed and the row was
             # re-published): the later one replaces it, and settles its offsets with it.
-            # One already in flight cannot be recalled; it settles on its own.
-            self._hosts[earlier.host].queue.remove(earlier)
+            # One already in flight cannot be recalled; it settles on its own. (One being
+            # parked has left the queue already.)
+            with contextlib.suppress(ValueError):
+                self._hosts[earlier.host].queue.remove(earlier)
             self._uncount(earlier)
             item.twins += [(earlier.tp, earlier.offset), *earlier.twins]
         self._held[item.event_id] = item
-        host = self._hosts[item.host]
+        host = self._host(item.host)
         host.held += 1
         item.counted = True
         host.queue.append(item)
@@ -343,6 +374,7 @@ class Worker:
                 self._active += 1
                 self._idle.clear()
                 item.started = True
+                host.started[id(item)] = time.monotonic()
                 task = asyncio.create_task(self._deliver(item))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
@@ -366,6 +398,7 @@ class Worker:
         finally:
             self.res.metrics.jobs_processing.dec()
             host.active -= 1
+            host.started.pop(id(item), None)
             self._active -= 1
             host.seconds = 0.8 * host.seconds + 0.2 * (time.monotonic() - began)
             self._dispatch()
@@ -380,92 +413,73 @@ class Worker:
     def _outcome(
         self, item: Held, result: Result, started_at: datetime, duration_ms: int
     ) -> Attempt:
-        now = self.res.clock.now()
-        policy = item.job["retry"]
-        if result.permanent:
-            outcome = retry.Outcome("failure", None)
-        else:
-            outcome = retry.decide(
-                attempt=item.attempt,
-                max_attempts=int(policy["max_attempts"]),
-                status_code=result.status_code,
-                retry_after=retry.parse_retry_after(result.retry_after, now),
-                initial_delay=parse_duration(policy["initial_delay"]),
-                max_delay=parse_duration(policy["max_delay"]),
-                now=now,
-                jitter_draw=random.random(),
-                # A Retry-After may not push the retry out of the event's active window.
-                latest=parse_iso(item.job["fired_at"]) + self.res.settings.retention_active,
-            )
-        return Attempt(
-            event_id=item.event_id,
-            attempt=item.attempt,
-            status=outcome.status,
-            status_code=result.status_code,
-            error=result.error,
-            delivered_at=now if outcome.status == "success" else None,
-            next_attempt_at=outcome.next_attempt_at,
-            started_at=started_at,
-            duration_ms=duration_ms,
-            response_body=result.body,
-        )
+        return attempt_outcome(
+            item.job, result, started_at, duration_ms, self.res.clock.now(),
+            self.res.settings.retention_active, random.random(),
+        )  # fmt: skip
 
     # -- outcomes, in batches ---------------------------------------------------------------
 
     async def _outcome_loop(self) -> None:
         """Store the outcomes that finished meanwhile in one transaction, then settle them."""
-        while True:
-            batch = [await self._outcomes.get()]
-            if self._outcomes.qsize() + 1 < OUTCOME_BATCH:
-                # Deliveries first (see OUTCOME_LINGER); at shutdown, `_active` reaches 0
-                # once the last delivery ends, so nothing waits past it.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._idle.wait(), OUTCOME_LINGER)
-            while not self._outcomes.empty() and len(batch) < OUTCOME_BATCH:
-                batch.append(self._outcomes.get_nowait())
-            now = self.res.clock.now()
+        getter: asyncio.Task[tuple[Held, Attempt, Result]] | None = None
+        try:
+            while True:
+                self.res.health.beat("worker", "outcomes")
+                if getter is None:
+                    getter = asyncio.create_task(self._outcomes.get())
+                done, _ = await asyncio.wait({getter}, timeout=BEAT_SECONDS)
+                if not done:
+                    continue  # idle: beat again
+                first, getter = getter.result(), None
+                await self._store_outcomes(first)
+        except Stopping:
+            return
+        finally:
+            if getter is not None:
+                getter.cancel()
 
-            attempts = [a for _, a, _ in batch]
+    async def _store_outcomes(self, first: tuple[Held, Attempt, Result]) -> None:
+        """`first` and whatever else finished meanwhile, stored in one transaction."""
+        batch = [first]
+        if self._outcomes.qsize() + 1 < OUTCOME_BATCH:
+            # Deliveries first (see OUTCOME_LINGER); at shutdown, `_active` reaches 0
+            # once the last delivery ends, so nothing waits past it.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), OUTCOME_LINGER)
+        while not self._outcomes.empty() and len(batch) < OUTCOME_BATCH:
+            batch.append(self._outcomes.get_nowait())
+        now = self.res.clock.now()
 
-            async def store(
-                attempts: list[Attempt] = attempts, now: datetime = now
-            ) -> tuple[list[bool], list[str]]:
-                async with self.res.db.transaction() as tx:
-                    stored = await deliveries.record_attempts(tx, attempts, now)
-                    # Counted with the outcomes, in their transaction: once each.
-                    done = [a for a, ok in zip(attempts, stored, strict=True) if ok]
-                    # The dead-letter copies are owed with the failures, in one commit, so
-                    # a crash before they are published cannot lose them.
-                    failed = [a.event_id for a in done if a.status == "failure"]
-                    await deliveries.owe_dead_letters(tx, failed, now + self.lease)
-                    return stored, await autopause.record(tx, done, now)
+        attempts = [a for _, a, _ in batch]
 
-            try:
-                stored, paused = await self._db(store)
-            except Stopping:
-                return  # unsettled: their offsets stay open and Kafka redelivers them
-            for trigger_id in paused:
-                self.res.metrics.auto_paused.inc()
-                self.log.bind(action="auto_paused", trigger_id=trigger_id).warning(
-                    "trigger paused after consecutive failed deliveries"
-                )
-            dead = []
-            for (item, attempt, result), ok in zip(batch, stored, strict=True):
-                self._report(item, attempt, result, ok, now)
-                if ok and attempt.status == "failure":
-                    dead.append({
-                        **item.job, "final_error": result.error,
-                        "final_status_code": result.status_code,
-                    })  # fmt: skip
-                self._settle(item)
-            self._unstored -= len(batch)
-            if not self._unstored:
-                self._all_stored.set()
-            if dead:
-                # The outcome is stored; the dead-letter copy must not hold up the next batch.
-                task = asyncio.create_task(self._dead_letter(dead))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+        async def store(
+            attempts: list[Attempt] = attempts, now: datetime = now
+        ) -> tuple[list[bool], list[str]]:
+            async with self.res.db.transaction() as tx:
+                return await store_outcomes(tx, attempts, now, now + self.lease)
+
+        # Stopping propagates: unsettled, their offsets stay open and Kafka redelivers them.
+        stored, paused = await self._db(store)
+        for trigger_id in paused:
+            self.res.metrics.auto_paused.inc()
+            self.log.bind(action="auto_paused", trigger_id=trigger_id).warning(
+                "trigger paused after consecutive failed deliveries"
+            )
+        dead = []
+        for (item, attempt, result), ok in zip(batch, stored, strict=True):
+            self._report(item, attempt, result, ok, now)
+            if ok and attempt.status == "failure":
+                dead.append(dead_letter(item.job, result.error, result.status_code))
+            self._settle(item)
+        self._unstored -= len(batch)
+        if not self._unstored:
+            self._all_stored.set()
+        if dead:
+            # The outcome is stored; the dead-letter copy must not hold up the next batch.
+            task = asyncio.create_task(self._dead_letter(dead))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _dead_letter(self, messages: list[dict[str, Any]]) -> None:
         """Publish the dead-letter copies, then mark them sent; until then the re-publisher
@@ -550,17 +564,72 @@ class Worker:
     async def _lease_loop(self, stop: asyncio.Event) -> None:
         """Keep the leases of the jobs we hold from running out while they wait."""
         every = max(0.2, self.lease.total_seconds() / 4)
-        while not await wait_stop(stop, every):
+        while not await wait_stop(stop, min(every, BEAT_SECONDS)):
+            self.res.health.beat("worker", "leases")
+            now = self.res.clock.now()
+            self._prune(now)
+            with contextlib.suppress(*TRANSIENT_ERRORS):
+                await self._shed(now)
+            self._flush_parked()
             ids = list(self._held)
             if not ids:
                 continue
-            now = self.res.clock.now()
             try:
                 async with self.res.db.transaction() as tx:
                     await deliveries.renew(tx, ids, self.owner, now + self.lease)
             except TRANSIENT_ERRORS as exc:
                 # A lease that runs out only risks a second delivery (at least once).
                 self.log.bind(action="db_error").warning("lease renewal failed: {}", exc)
+
+    async def _shed(self, now: datetime) -> None:
+        """Park the queued jobs a host holds beyond what it can take soon, newest first:
+        a host found slow after its jobs were taken (its deliveries now take long) gives
+        back what it would otherwise keep in memory for minutes."""
+        per_host = self.settings.worker_per_host
+        clock = time.monotonic()
+        due: dict[str, datetime] = {}
+        shed: list[Held] = []
+        lines: dict[str, datetime] = {}
+        for name, host in self._hosts.items():
+            seconds = host.delivery_seconds(clock)
+            extra = min(host.held - soon_cap(per_host, seconds, self.host_cap), len(host.queue))
+            if extra <= 0:
+                continue
+            step = timedelta(seconds=seconds / per_host)
+            tail = [host.queue.pop() for _ in range(extra)][::-1]  # leave the queue now
+            at = now + step * (host.held - extra)
+            for item in tail:
+                at += step
+                due[item.event_id] = at
+            shed += tail
+            if host.parked_until is None or host.parked_until < at:
+                lines[name] = at
+        if not shed:
+            return
+        try:
+            async with self.res.db.transaction() as tx:
+                await deliveries.park(tx, due, self.owner)
+        except BaseException:
+            for item in shed:  # still ours: back in its queue
+                if self._held.get(item.event_id) is item:
+                    self._hosts[item.host].queue.append(item)
+                    self._waiting[item.host] = None
+            self._dispatch()
+            raise
+        for name, at in lines.items():
+            self._host(name).parked_until = at
+        by_host: dict[str, list[Held]] = defaultdict(list)
+        for item in shed:
+            by_host[item.host].append(item)
+            self._settle(item)
+        for name, items in by_host.items():
+            self._log_parked(name, items, due, now)
+
+    def _prune(self, now: datetime) -> None:
+        """Forget hosts with nothing queued, in flight or held and no parked line."""
+        for name in [n for n, h in self._hosts.items() if h.idle(now)]:
+            del self._hosts[name]
+            self._waiting.pop(name, None)
 
     async def commit(self, partitions: set[TopicPartition] | None) -> None:
         offsets = self.offsets.committable(partitions)
@@ -573,6 +642,7 @@ class Worker:
 
     async def _commit_loop(self, stop: asyncio.Event) -> None:
         while not await wait_stop(stop, COMMIT_SECONDS):
+            self.res.health.beat("worker", "commits")
             await self.commit(None)
 
     async def _shutdown(self, helpers: list[asyncio.Task[None]]) -> None:
@@ -595,10 +665,13 @@ class Worker:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(max(0.1, deadline - time.monotonic())):
                     await self._all_stored.wait()
-        for helper in helpers:
+        for helper in [*helpers, *self._rejects]:
             helper.cancel()
             with contextlib.suppress(asyncio.CancelledError, Stopping):
                 await helper
+        for loop in ("leases", "outcomes", "commits"):
+            self.res.health.forget("worker", loop)
+        self._flush_parked()
         # Whatever is still held was cut or could not be stored: its offset stays
         # uncommitted, and without our lease the next owner of its partition takes it
         # at once instead of waiting for the lease to run out.
@@ -616,32 +689,6 @@ class Worker:
         self.log.bind(action="handed_back", count=len(items)).info(
             "{} {} job(s) handed back", len(items), what
         )
-
-
-def _host(job: dict[str, Any]) -> str:
-    return str(urlsplit(job["request"]["url"]).netloc)
-
-
-def _decode(value: bytes | None) -> dict[str, Any] | None:
-    """A job message, checked for every field the worker relies on; None if unusable."""
-    try:
-        job = orjson.loads(value or b"")
-        request, retry_policy = job["request"], job["retry"]
-        checks = (
-            isinstance(job["event_id"], str),
-            isinstance(job["attempt"], int) and job["attempt"] >= 1,
-            isinstance(request["url"], str) and isinstance(request["method"], str),
-            isinstance(request["headers"], dict),
-            isinstance(job["signing_secret"], str),
-            isinstance(retry_policy["max_attempts"], int),
-        )
-        parse_duration(job["timeout"])
-        parse_duration(retry_policy["initial_delay"])
-        parse_duration(retry_policy["max_delay"])
-        scheduled_time(job)
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
-        return None
-    return job if all(checks) and isinstance(job, dict) else None
 
 
 async def run(res: Resources, stop: asyncio.Event) -> None:

@@ -1,9 +1,13 @@
-"""Event rows as the delivery queue: worker leases, batched outcomes, and re-publishing.
+"""Event rows as the delivery queue: worker leases, parking, batched outcomes, and
+re-publishing.
 
 A worker owns a job while its name is in `lease_owner` and `next_attempt_at` (the lease
 expiry) lies ahead; it renews the lease while it holds the job. Other workers leave a
-leased row alone; the re-publisher takes only rows whose deadline passed. The attempt
-number guards every outcome, so a duplicate job can never count an attempt twice.
+leased row alone; the re-publisher takes only rows whose deadline passed. A worker parks
+a job its host cannot take soon: no lease, `publish_due` set, due when the host should
+have room (`parked` tells the worker that takes it back that it waited its turn). The
+attempt number guards every outcome, so a duplicate job can never count an attempt
+twice, and parking never changes it.
 """
 
 from __future__ import annotations
@@ -57,6 +61,13 @@ async def claim(
     tx: Tx, attempts: dict[str, int], owner: str, now: datetime, lease_until: datetime
 ) -> set[str]:
     """Of the jobs (event id -> attempt number), lease those still ours to deliver."""
+    return set(await claim_jobs(tx, attempts, owner, now, lease_until))
+
+
+async def claim_jobs(
+    tx: Tx, attempts: dict[str, int], owner: str, now: datetime, lease_until: datetime
+) -> dict[str, bool]:
+    """Like `claim`; for each job leased, whether it comes back from being parked."""
     ids = sorted(attempts)
     rows: dict[str, Row] = {}
     for chunk in _chunks(ids):
@@ -65,13 +76,28 @@ async def claim(
     todo = sorted(i for i in ids if claimable(rows.get(i), attempts[i], owner, now))
     for chunk in _chunks(todo):
         await tx.execute(in_list(Q["deliveries.take_lease"], chunk), (owner, lease_until, *chunk))
-    return set(todo)
+    return {i: bool(rows[i]["parked"]) for i in todo}
 
 
 async def requeue(tx: Tx, ids: Sequence[str], owner: str, at: datetime) -> None:
-    """Hand leased jobs back, to be re-published at `at` (unless redelivered first)."""
+    """Hand leased jobs back, to be published again at `at` (unless redelivered first)."""
     for chunk in _chunks(sorted(ids)):
         await tx.execute(in_list(Q["deliveries.requeue"], chunk), (at, owner, *chunk))
+
+
+async def park(tx: Tx, due: dict[str, datetime], owner: str) -> None:
+    """Park leased jobs (event id -> due time): no lease, to be published when due. The
+    attempt count stays as it is."""
+    ids = sorted(due)
+    for chunk in _chunks(ids):
+        selects = " UNION ALL ".join(
+            [Q["deliveries.park_row"]] + [Q["deliveries.park_more"]] * (len(chunk) - 1)
+        )
+        query = Q["deliveries.park"].format(rows=selects, ids=", ".join(["%s"] * len(chunk)))
+        args: list[object] = []
+        for i in chunk:
+            args += [i, due[i]]
+        await tx.execute(query, (*args, *chunk, owner))
 
 
 async def renew(tx: Tx, ids: Sequence[str], owner: str, lease_until: datetime) -> None:
@@ -167,14 +193,36 @@ async def mark_failed(tx: Tx, failed: Sequence[tuple[NewEvent, str]], now: datet
         await tx.execute(Q["deliveries.mark_failed"], (error, now, event.id))
 
 
+async def select_due(tx: Tx, now: datetime, limit: int) -> list[Row]:
+    """Lock unfinished events whose deadline passed, the earliest first, both statuses
+    together (with `publish_due`, `parked` and `lag_mark`)."""
+    rows = await tx.fetch_all(Q["deliveries.select_due"], (now, limit))
+    return [decode_event(r) for r in rows]
+
+
+async def set_deadline(tx: Tx, ids: Sequence[str], deadline: datetime) -> None:
+    """The rows' jobs are being published: `deadline` is that publish's (no lease: whichever
+    worker gets the job takes it)."""
+    for chunk in _chunks(sorted(ids)):
+        await tx.execute(in_list(Q["deliveries.set_deadline"], chunk), (deadline, *chunk))
+
+
+async def postpone(tx: Tx, ids: Sequence[str], until: datetime, mark: int) -> None:
+    """Rows whose jobs are queued behind consumer lag: looked at again at `until`; `mark`
+    (the partition's end offset now) is kept from the first postponement on."""
+    for chunk in _chunks(sorted(ids)):
+        await tx.execute(in_list(Q["deliveries.postpone"], chunk), (until, mark, *chunk))
+
+
+async def publish_failed(tx: Tx, ids: Sequence[str]) -> None:
+    """Their publish failed: owed again when their deadline comes, lag or not."""
+    for chunk in _chunks(sorted(ids)):
+        await tx.execute(in_list(Q["deliveries.publish_failed"], chunk), chunk)
+
+
 async def take_due(tx: Tx, now: datetime, deadline: datetime, limit: int) -> list[Row]:
     """Lock unfinished events whose deadline passed and push their deadline to `deadline`
     (no lease: whichever worker gets the re-published job takes it)."""
-    rows: list[Row] = []
-    for status in ("pending", "retrying"):  # the oldest first within each (see the query)
-        if len(rows) < limit:
-            rows += await tx.fetch_all(Q["deliveries.select_due"], (status, now, limit - len(rows)))
-    if rows:
-        ids = [r["id"] for r in rows]
-        await tx.execute(in_list(Q["deliveries.set_deadline"], ids), (deadline, *ids))
-    return [decode_event(r) for r in rows]
+    rows = await select_due(tx, now, limit)
+    await set_deadline(tx, [r["id"] for r in rows], deadline)
+    return rows

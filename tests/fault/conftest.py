@@ -49,6 +49,14 @@ CHAOS = os.environ.get("EVENTTRIGGER_CHAOS") == "1"
 RESULTS: list[dict[str, Any]] = []  # numbers the chaos runner writes to bench/results/
 
 
+def rss_mib(pid: int) -> float:
+    """A process's resident memory now, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "chaos: long fault run; only with EVENTTRIGGER_CHAOS=1")
     config.addinivalue_line("markers", "fault: stops or kills services of its own")

@@ -27,7 +27,7 @@ import pytest
 
 from eventtrigger.store.db import Database
 from tests.e2e.conftest import Sink, create_trigger, wait_until
-from tests.fault.conftest import ROOT, Kafka, MariaDB, client, quantile, record_result
+from tests.fault.conftest import ROOT, Kafka, MariaDB, client, quantile, record_result, rss_mib
 from tests.process import EventtriggerProcess
 
 ANSWER_WITHIN = 2.0  # seconds, for every call
@@ -158,13 +158,6 @@ async def run_load(url: str, rate: float, seconds: float, out: Path) -> tuple[fl
     assert proc.stdout is not None
     line = await asyncio.wait_for(proc.stdout.readline(), 60)
     return float(line), proc
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
 
 
 async def trigger_rows(db: Database, trigger_id: str) -> list[str]:

@@ -5,13 +5,17 @@ died in between (a copy may go out twice, never not at all)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aiokafka import TopicPartition
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
-from eventtrigger.bus import Publisher
+from eventtrigger.bus import Publisher, ensure_topics
 from eventtrigger.clock import FrozenClock
 from eventtrigger.config import Settings
 from eventtrigger.delivery import Result
@@ -51,7 +55,7 @@ class Kafka(Publisher):
         return True
 
 
-def _resources(settings: Settings, db: Database, clock: FrozenClock, kafka: Kafka) -> Resources:
+def _resources(settings: Settings, db: Database, clock: FrozenClock, kafka: Publisher) -> Resources:
     metrics = Metrics()
     windows = Windows(settings.retention_active, settings.retention_total)
     return Resources(
@@ -61,16 +65,21 @@ def _resources(settings: Settings, db: Database, clock: FrozenClock, kafka: Kafk
 
 
 async def _failed_delivery(
-    settings: Settings, db: Database, kafka: Kafka, settled: Callable[[str], Awaitable[bool]]
+    settings: Settings,
+    db: Database,
+    kafka: Publisher,
+    settled: Callable[[str], Awaitable[bool]],
+    signing: dict[str, str] | None = None,
 ) -> str:
-    """An event whose only attempt failed for good, stored by the worker's own outcome path."""
+    """An event whose only attempt failed for good, stored by the worker's own outcome path
+    (`signing`: the request's signing fields, a fresh secret by default)."""
     event = NewEvent(
         id=new_id(NOW), trigger_id=new_id(NOW), trigger_type="webhook", source="api",
         scheduled_at=NOW, fired_at=NOW, payload={"n": 1},
         request={
             "url": "https://example.com/hook", "method": "POST", "headers": {},
-            "timeout": "10s", "signing_secret": new_signing_secret(),
-            "retry": {"max_attempts": 1, "initial_delay": "2s", "max_delay": "5m"},
+            "timeout": "10s", "retry": {"max_attempts": 1, "initial_delay": "2s", "max_delay": "5m"},
+            **(signing or {"signing_secret": new_signing_secret()}),
         },
         next_attempt_at=NOW + settings.recovery_after,
     )  # fmt: skip
@@ -108,7 +117,7 @@ async def _row(db: Database, event_id: str) -> dict[str, Any]:
     return row
 
 
-def _scheduler(settings: Settings, db: Database, at: datetime, kafka: Kafka) -> Scheduler:
+def _scheduler(settings: Settings, db: Database, at: datetime, kafka: Publisher) -> Scheduler:
     return Scheduler(_resources(settings, db, FrozenClock(at), kafka), kafka)
 
 
@@ -185,3 +194,96 @@ async def test_a_failure_owing_its_dead_letter_copy_stays_in_the_hot_table(
     async with db.connection() as tx:
         moved = await tx.fetch_one("SELECT id FROM event_logs_archive WHERE id = %s", (event_id,))
     assert moved is not None
+
+
+# ---- no dead-letter copy carries a secret (read back from the real Kafka) ---------------
+
+
+@pytest.fixture
+async def real_kafka(migrated: Settings) -> AsyncIterator[tuple[Settings, Publisher]]:
+    """Settings with a job topic of this test's own (so its dead-letter topic holds only
+    this test's copies), both topics created, and a publisher to them."""
+    settings = replace(migrated, kafka_topic=f"eventtrigger.test.dlq.{new_id(NOW).lower()}")
+    await ensure_topics(settings)
+    publisher = Publisher(settings)
+    await publisher.start()
+    try:
+        yield settings, publisher
+    finally:
+        await publisher.stop()
+        admin = AIOKafkaAdminClient(bootstrap_servers=list(settings.kafka_bootstrap))
+        await admin.start()
+        try:
+            await admin.delete_topics([settings.kafka_topic, settings.dlq_topic])
+        finally:
+            await admin.close()
+
+
+async def _read_dead_letters(settings: Settings, count: int) -> list[bytes]:
+    """The first `count` raw messages on the dead-letter topic (waits up to 20 s)."""
+    consumer = AIOKafkaConsumer(
+        settings.dlq_topic,
+        bootstrap_servers=list(settings.kafka_bootstrap),
+        group_id=f"{settings.dlq_topic}.reader",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    found: list[bytes] = []
+    try:
+        async with asyncio.timeout(20):
+            while len(found) < count:
+                batch = await consumer.getmany(timeout_ms=500)
+                found += [r.value for rs in batch.values() for r in rs]
+    finally:
+        await consumer.stop()
+    return found
+
+
+ROTATING = {
+    "signing_secret": new_signing_secret(),
+    "previous_signing_secret": new_signing_secret(),
+    "previous_secret_expires_at": "2026-03-02T12:00:00Z",  # a rotation's grace, still on
+}
+
+
+def _assert_no_secret(raw: bytes, event_id: str) -> None:
+    message = orjson.loads(raw)
+    assert (message["event_id"], message["final_error"]) == (event_id, "HTTP 500")
+    assert not [k for k in message if "secret" in k]
+    text = raw.decode()
+    assert "whsec_" not in text
+    for secret in ROTATING.values():
+        assert secret not in text
+
+
+async def test_the_workers_dead_letter_copy_on_kafka_carries_no_secret(
+    real_kafka: tuple[Settings, Publisher], db: Database
+) -> None:
+    settings, publisher = real_kafka
+
+    async def marked_sent(event_id: str) -> bool:
+        return (await _row(db, event_id))["dlq_due_at"] is None
+
+    event_id = await _failed_delivery(settings, db, publisher, marked_sent, ROTATING)
+    assert await marked_sent(event_id)
+    [raw] = await _read_dead_letters(settings, 1)
+    _assert_no_secret(raw, event_id)
+
+
+async def test_the_re_published_dead_letter_copy_on_kafka_carries_no_secret(
+    real_kafka: tuple[Settings, Publisher], db: Database
+) -> None:
+    settings, publisher = real_kafka
+    dying = Kafka(crash=True)
+
+    async def publishing(_: str) -> bool:
+        return dying.dying.is_set()
+
+    event_id = await _failed_delivery(settings, db, dying, publishing, ROTATING)
+    owed = read_time((await _row(db, event_id))["dlq_due_at"])
+    assert owed is not None
+    await _scheduler(settings, db, owed, publisher).republisher._republish_dead_letters(owed)
+    assert (await _row(db, event_id))["dlq_due_at"] is None
+    [raw] = await _read_dead_letters(settings, 1)
+    _assert_no_secret(raw, event_id)

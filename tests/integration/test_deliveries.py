@@ -1,18 +1,31 @@
 """Event rows as the delivery queue, against the real database: a worker's claim is a real
 lease (owner and expiry respected by other claimers), outcomes are stored in batches and
-once per attempt, and a job handed back is due again at the time given."""
+once per attempt, and a job handed back is due again at the time given. And what the jobs
+of a webhook call carry, read back from the real Kafka: no secret past its grace."""
 
 from __future__ import annotations
 
+import asyncio
+import secrets
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from eventtrigger.domain.jobs import NewEvent
+import httpx
+import orjson
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+
+from eventtrigger.config import Settings
+from eventtrigger.domain.jobs import NewEvent, decode_job
 from eventtrigger.ids import new_id
 from eventtrigger.store import deliveries
 from eventtrigger.store.db import Database, read_time
 from eventtrigger.store.deliveries import Attempt
 from eventtrigger.store.events import insert_events
+from tests.conftest import TEST_API_KEY
+from tests.conftest import test_environ as service_environ  # (not collected as a test)
+from tests.process import EventtriggerProcess
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=10)
@@ -129,7 +142,7 @@ async def test_a_job_handed_back_is_due_at_the_time_given_and_free_to_claim(db: 
     assert await _claim(db, [event_id], "worker-b", NOW) == {event_id}
 
 
-async def test_the_re_publisher_takes_due_jobs_of_both_kinds_oldest_first_up_to_its_limit(
+async def test_the_re_publisher_takes_due_jobs_of_both_kinds_by_deadline_up_to_its_limit(
     db: Database,
 ) -> None:
     ids = await _events(db, 6)
@@ -153,5 +166,83 @@ async def test_the_re_publisher_takes_due_jobs_of_both_kinds_oldest_first_up_to_
     async with db.transaction() as tx:
         second = [r["id"] for r in await deliveries.take_due(tx, at, at + LEASE, 4)]
 
-    assert first == [ids[1], ids[2], ids[0], ids[4]]  # pending by deadline, then retries
-    assert second == [ids[3]]  # the rest that was due; ids[5] is not due yet
+    # Both statuses in one deadline order, so a due retry never waits behind pending
+    # rows (equal deadlines in either order).
+    assert set(first[:2]) == {ids[1], ids[4]}
+    assert set(first[2:]) == {ids[2], ids[3]}
+    assert second == [ids[0]]  # the rest that was due; ids[5] is not due yet
+
+
+# ---- a webhook call after a rotation's grace ------------------------------------------------
+
+
+async def _jobs_on(settings: Settings, topic: str, event_ids: set[str]) -> dict[str, bytes]:
+    """The raw job messages for `event_ids` on `topic`, read from the start (up to 20 s)."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=list(settings.kafka_bootstrap),
+        group_id=f"{topic}.reader",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    found: dict[str, bytes] = {}
+    try:
+        async with asyncio.timeout(20):
+            while set(found) != event_ids:
+                batch = await consumer.getmany(timeout_ms=500)
+                for record in (r for rs in batch.values() for r in rs):
+                    job = orjson.loads(record.value)
+                    if job["event_id"] in event_ids:
+                        found[job["event_id"]] = record.value
+    finally:
+        await consumer.stop()
+    return found
+
+
+async def test_a_webhook_call_after_the_grace_publishes_no_previous_secret(
+    migrated: Settings, db: Database, tmp_path: Path
+) -> None:
+    topic = f"eventtrigger.test.grace.{secrets.token_hex(4)}"
+    env = service_environ(
+        EVENTTRIGGER_KAFKA_TOPIC=topic, EVENTTRIGGER_EGRESS_ALLOW_CIDRS="127.0.0.0/8"
+    )
+    api = EventtriggerProcess(env, "api", tmp_path / "api.log")
+    api.start()
+    try:
+        auth = {"Authorization": f"Bearer {TEST_API_KEY}"}
+        async with httpx.AsyncClient(base_url=api.base_url, headers=auth, timeout=10) as client:
+            created = await client.post("/api/v1/triggers", json={
+                "name": "t", "type": "webhook",
+                "config": {"endpoint": "http://127.0.0.1:9/hook", "schema": {"type": "object"}},
+            })  # fmt: skip
+            assert created.status_code == 201, created.text
+            trigger = created.json()
+            before = await client.post(trigger["webhook_url"], json={"n": 1})  # cached now
+            # No grace: the previous secret stops signing at once, though the trigger's
+            # row (and the API's cached record) still hold it with its expiry.
+            rotated = await client.post(
+                f"/api/v1/triggers/{trigger['id']}/rotate-secret", json={"grace": "0s"}
+            )
+            assert rotated.status_code == 200, rotated.text
+            calls = [await client.post(trigger["webhook_url"], json={"n": n}) for n in (2, 3)]
+        assert all(c.status_code == 202 for c in [before, *calls])
+        after = {c.json()["event_id"] for c in calls}
+        jobs = await _jobs_on(migrated, topic, {before.json()["event_id"], *after})
+    finally:
+        assert api.stop() == 0
+        admin = AIOKafkaAdminClient(bootstrap_servers=list(migrated.kafka_bootstrap))
+        await admin.start()
+        try:
+            await admin.delete_topics([topic, f"{topic}.dlq"])
+        finally:
+            await admin.close()
+
+    old, new = trigger["signing_secret"], rotated.json()["signing_secret"]
+    assert decode_job(jobs[before.json()["event_id"]])["signing_secret"] == old
+    for event_id in after:
+        job = decode_job(jobs[event_id])
+        assert job["signing_secret"] == new
+        assert "previous_signing_secret" not in job
+        assert "previous_secret_expires_at" not in job
+        assert old.encode() not in jobs[event_id]

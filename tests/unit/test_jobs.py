@@ -96,6 +96,11 @@ def test_key_is_the_trigger_id_or_the_event_id_for_pure_test_runs() -> None:
     assert message_key(job_message(_event(trigger_id=None))) == b"E1"
 
 
+def test_a_rejected_message_is_keyed_by_where_it_was() -> None:
+    copy = rejected_message(b"{", "not_json", "not JSON", "jobs", 3, 41)
+    assert message_key(copy) == b"jobs:3:41"
+
+
 # ---- decode_job: every malformed shape has its reason ---------------------------------
 
 GOOD: dict[str, Any] = {
