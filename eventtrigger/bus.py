@@ -47,8 +47,8 @@ from eventtrigger.domain.jobs import message_key
 PUBLISH_TIMEOUT = 10.0
 # Errors after which an idempotent producer never sends again: it must be replaced.
 POISON = (OutOfOrderSequenceNumber, UnknownProducerId)
-OUTBOX_BATCH = 2000  # jobs per background publish
-OUTBOX_LIMIT = 50_000  # jobs queued for the background publisher; beyond, the rows cover them
+BACKGROUND_BATCH = 2000  # jobs per background publish
+BACKGROUND_LIMIT = 50_000  # jobs queued for the background publisher; beyond, the rows cover them
 SETUP_TIMEOUT = 10.0  # seconds for a topic just created to show in the metadata
 # A broker answers these while a topic it just created spreads to its metadata.
 NOT_YET = (UnknownTopicOrPartitionError.errno, LeaderNotAvailableError.errno)
@@ -339,8 +339,12 @@ class Publisher:
 Sent = Callable[[list[dict[str, Any]], bool], None]
 
 
-class Outbox:
+class BackgroundPublisher:
     """Publishes in the background, in batches, for callers whose rows are committed.
+
+    Not an outbox: the durable outbox is the event rows themselves (their deadline makes
+    the re-publisher send whatever this never sent); this is only the in-memory queue in
+    front of the producer.
 
     Callers hand over jobs and move on (a webhook call is answered, the next firing
     starts); whatever queued up while one batch was in flight goes out as the next one.
@@ -358,23 +362,23 @@ class Outbox:
         self._idle.set()
 
     def send(self, messages: Sequence[dict[str, Any]]) -> None:
-        room = OUTBOX_LIMIT - len(self._queue)
+        room = BACKGROUND_LIMIT - len(self._queue)
         if room < len(messages):
-            logger.bind(action="outbox_full").warning(
+            logger.bind(action="background_queue_full").warning(
                 "{} job(s) left to the re-publisher", len(messages) - max(room, 0)
             )
         self._queue.extend(messages[: max(room, 0)])
         self._idle.clear()
         self._ready.set()
         if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="outbox")
+            self._task = asyncio.create_task(self._run(), name="background-publisher")
 
     async def _run(self) -> None:
         while True:
             await self._ready.wait()
             self._ready.clear()
             while self._queue:
-                batch, self._queue = self._queue[:OUTBOX_BATCH], self._queue[OUTBOX_BATCH:]
+                batch, self._queue = self._queue[:BACKGROUND_BATCH], self._queue[BACKGROUND_BATCH:]
                 ok = await self._publisher.publish(batch)
                 if self._on_sent is not None:
                     self._on_sent(batch, ok)

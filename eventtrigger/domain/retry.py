@@ -21,7 +21,7 @@ RETRYABLE_STATUSES = frozenset({408, 425, 429})
 
 
 @dataclass(frozen=True)
-class Outcome:
+class Decision:
     status: str  # success | retrying | failure
     next_attempt_at: datetime | None
 
@@ -73,7 +73,7 @@ def decide(
     now: datetime,
     jitter_draw: float,
     latest: datetime | None = None,
-) -> Outcome:
+) -> Decision:
     """What happens after attempt number `attempt` (1-based) got `status_code`.
 
     `latest` is when the event leaves the active window (its fired time plus the window):
@@ -81,11 +81,11 @@ def decide(
     shortened (validation made it fit).
     """
     if status_code is not None and 200 <= status_code < 300:
-        return Outcome("success", None)
+        return Decision("success", None)
     if not is_retryable(status_code) or attempt >= max_attempts:
-        return Outcome("failure", None)
+        return Decision("failure", None)
     wait = retry_delay(attempt, initial_delay, max_delay) * (1 + JITTER * jitter_draw)
     if retry_after is not None and retry_after > wait:
         room = None if latest is None else latest - now
         wait = retry_after if room is None else max(wait, min(retry_after, room))
-    return Outcome("retrying", now + wait)
+    return Decision("retrying", now + wait)

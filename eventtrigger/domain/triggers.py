@@ -29,11 +29,7 @@ from eventtrigger.domain.schemas import (
     TRIGGER_PATCH,
     TRIGGER_TEST,
 )
-
-# Re-exported while callers move to domain.times.
-from eventtrigger.domain.times import iso as iso
-from eventtrigger.domain.times import parse_iso as parse_iso
-from eventtrigger.domain.times import parse_rfc3339
+from eventtrigger.domain.times import iso, parse_iso, parse_rfc3339
 from eventtrigger.domain.validation import BodyValidator, depth_errors, user_schema_errors
 
 CREATE = BodyValidator(TRIGGER_CREATE)

@@ -39,7 +39,7 @@ from typing import Any
 
 from loguru import logger
 
-from eventtrigger.bus import Outbox, Publisher
+from eventtrigger.bus import BackgroundPublisher, Publisher
 from eventtrigger.clock import wait_stop
 from eventtrigger.domain.jobs import (
     NewEvent,
@@ -74,7 +74,7 @@ class Scheduler:
         self.publisher = publisher
         self.owner = f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(3)}"
         self.log = logger.bind(role="scheduler")
-        self.outbox = Outbox(publisher, self._published)
+        self.background = BackgroundPublisher(publisher, self._published)
         self.republisher = Republisher(res, publisher)
         self._due: list[tuple[datetime, int]] = []  # claimed, not fired: (fire_at, id) heap
         self._known: set[int] = set()  # ids in _due or being fired
@@ -112,7 +112,7 @@ class Scheduler:
                     helper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await helper
-            await self.outbox.close(self.res.settings.shutdown_grace.total_seconds())
+            await self.background.close(self.res.settings.shutdown_grace.total_seconds())
             # Hand back claims we hold but did not fire, for another scheduler.
             with contextlib.suppress(*TRANSIENT_ERRORS):
                 await schedules.release_all(self.res.db, self.owner)
@@ -371,7 +371,7 @@ class Scheduler:
             self.log.bind(action="fire_failed_for_good", trigger_id=e.trigger_id, event_id=e.id,
                           error=error).error("occurrence recorded as failed")  # fmt: skip
         # Jobs first, log lines after (they take a noticeable while for a big batch).
-        self.outbox.send([job_message(event_dict(e)) for e in events])
+        self.background.send([job_message(event_dict(e)) for e in events])
         await asyncio.sleep(0)  # let the next batch start its transaction meanwhile
         for e in events:
             self.log.info(

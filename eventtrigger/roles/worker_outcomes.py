@@ -29,7 +29,7 @@ def attempt_outcome(
     """The outcome of attempt `job["attempt"]`: success, a retry when, or failure."""
     policy = job["retry"]
     if result.permanent:
-        outcome = retry.Outcome("failure", None)
+        outcome = retry.Decision("failure", None)
     else:
         outcome = retry.decide(
             attempt=int(job["attempt"]),

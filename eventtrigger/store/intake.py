@@ -35,18 +35,19 @@ class Call:
     expect: Fingerprint | None = None
 
 
-# Per call: stored; its key was taken already; or its trigger changed since the check.
-Outcome = Literal["stored", "taken", "stale"]
+# What became of a call: stored; its key was taken already; or its trigger changed since
+# the check.
+Intake = Literal["stored", "taken", "stale"]
 
 
-async def insert(tx: Tx, calls: Sequence[Call], now: datetime) -> list[Outcome]:
+async def insert(tx: Tx, calls: Sequence[Call], now: datetime) -> list[Intake]:
     """Insert the events (and their keys), in the order: stale checks, keys, events.
 
     A call whose trigger no longer matches its fingerprint (paused, edited, deleted,
     rotated since the cached read) stores nothing and takes no key; one whose key was
     taken already (by an earlier call, or an earlier call of this batch) stores no event.
     """
-    outcome: list[Outcome] = ["stored"] * len(calls)
+    outcome: list[Intake] = ["stored"] * len(calls)
     checked = {c.event.trigger_id for c in calls if c.expect is not None}
     if checked:
         current = await fingerprints(tx, sorted(i for i in checked if i is not None))

@@ -29,7 +29,7 @@ from loguru import logger
 from starlette.requests import Request
 from starlette.responses import Response
 
-from eventtrigger.bus import Outbox
+from eventtrigger.bus import BackgroundPublisher
 from eventtrigger.domain.errors import FieldError, InvalidInput, join_path
 from eventtrigger.domain.jobs import (
     MAX_JOB_BYTES,
@@ -51,7 +51,7 @@ from eventtrigger.roles.api.problems import Problem
 from eventtrigger.roles.api.triggers import limits
 from eventtrigger.store import intake
 from eventtrigger.store.db import DUPLICATE_KEY, TRANSIENT_ERRORS, retry_conflicts
-from eventtrigger.store.intake import Call, Key, Outcome
+from eventtrigger.store.intake import Call, Intake, Key
 from eventtrigger.store.triggers import TriggerRecord, TriggerStore, fingerprint
 
 _IDEMPOTENCY_KEY_CHARS = frozenset(chr(c) for c in range(0x21, 0x7F))
@@ -161,18 +161,18 @@ class FiringRoutes:
         self.res = res
         self.store = TriggerStore(res.db)
         self.validators = ValidatorCache()
-        self.writes: GroupCommit[Call, Outcome] = GroupCommit(
+        self.writes: GroupCommit[Call, Intake] = GroupCommit(
             self._store,
             timeout=CALL_BUDGET,
             # Splitting a batch pays only for a bad item, not for a database that is away.
             split=lambda exc: not isinstance(exc, TRANSIENT_ERRORS),
             settle=self._settle,
         )
-        self.outbox = Outbox(res.jobs) if res.publisher is not None else None
+        self.background = BackgroundPublisher(res.jobs) if res.publisher is not None else None
         self.tokens = TokenCache()
 
-    async def _store(self, calls: Sequence[Call], gate: Gate[Outcome]) -> list[Outcome]:
-        async def once() -> list[Outcome]:
+    async def _store(self, calls: Sequence[Call], gate: Gate[Intake]) -> list[Intake]:
+        async def once() -> list[Intake]:
             now = self.res.clock.now()
             async with self.res.db.transaction() as tx:
                 outcomes = await intake.insert(tx, calls, now)
@@ -182,7 +182,7 @@ class FiringRoutes:
 
         return await retry_conflicts(once)
 
-    async def _settle(self, calls: Sequence[Call], outcomes: Sequence[Outcome]) -> None:
+    async def _settle(self, calls: Sequence[Call], outcomes: Sequence[Intake]) -> None:
         """Store the calls answered 202 whose commit's outcome is unknown, one by one and
         by their own event ids, until the database answers: an id found stored already
         (duplicate key) means the commit did take."""
@@ -209,8 +209,8 @@ class FiringRoutes:
                     log.exception("event {} could not be settled", call.event.id)
                 else:
                     log.warning("event {} settled: {}", call.event.id, outcome)
-                    if self.outbox is not None and outcome == "stored":
-                        self.outbox.send([job_message(event_dict(call.event))])
+                    if self.background is not None and outcome == "stored":
+                        self.background.send([job_message(event_dict(call.event))])
             pending = left
             if pending:
                 if loop.time() > give_up:
@@ -223,7 +223,7 @@ class FiringRoutes:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 
-    async def _fire(self, call: Call, deadline: float | None = None) -> Outcome:
+    async def _fire(self, call: Call, deadline: float | None = None) -> Intake:
         """Store the event (and its key) by `deadline` (loop time), answer, publish after."""
         event = call.event
         size = job_bytes(event.payload, event.request)
@@ -237,8 +237,8 @@ class FiringRoutes:
             raise _refused(exc) from None
         if outcome != "stored":
             return outcome
-        if self.outbox is not None:
-            self.outbox.send([job_message(event_dict(event))])
+        if self.background is not None:
+            self.background.send([job_message(event_dict(event))])
         logger.bind(
             action="fired",
             trigger_id=event.trigger_id,

@@ -15,7 +15,7 @@ from loguru import logger
 from starlette.requests import Request
 from starlette.responses import Response
 
-from eventtrigger.bus import Outbox
+from eventtrigger.bus import BackgroundPublisher
 from eventtrigger.domain import replay
 from eventtrigger.domain.errors import FieldError
 from eventtrigger.domain.jobs import NewEvent, event_dict, job_message
@@ -42,7 +42,7 @@ class ReplayRoutes:
         self.res = res
         self.windows = Windows(res.settings.retention_active, res.settings.retention_total)
         self.triggers = TriggerStore(res.db)
-        self.outbox = Outbox(res.jobs) if res.publisher is not None else None
+        self.background = BackgroundPublisher(res.jobs) if res.publisher is not None else None
 
     async def one(self, request: Request) -> Response:
         """Replay one event, from either view; 404 once it is past the total window."""
@@ -111,8 +111,8 @@ class ReplayRoutes:
                 await intake.insert(tx, [intake.Call(e) for e in events], now)
 
         await retry_conflicts(store)
-        if self.outbox is not None:
-            self.outbox.send([job_message(event_dict(e)) for e in events])
+        if self.background is not None:
+            self.background.send([job_message(event_dict(e)) for e in events])
         self.res.metrics.replays.inc(len(events))
         for event in events:
             _log(event)

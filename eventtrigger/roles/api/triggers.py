@@ -13,11 +13,11 @@ from eventtrigger.domain.errors import FieldError, InvalidInput
 from eventtrigger.domain.jobs import MAX_JOB_BYTES, job_bytes, request_snapshot
 from eventtrigger.domain.schemas import ROTATE_SECRET, SCHEDULED_TYPES, TRIGGER_TYPES
 from eventtrigger.domain.signing import SigningKeys, new_webhook_token, parse_grace
+from eventtrigger.domain.times import iso
 from eventtrigger.domain.triggers import (
     Limits,
     PatchPlan,
     first_fire,
-    iso,
     plan_patch,
     validate_create,
     validate_patch,
