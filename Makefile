@@ -59,6 +59,8 @@ fmt: install
 # Users' conditions: the platform and the HTTP sink in their own processes; report in
 # bench/results/. BENCH_ARGS="--only S1,S4 --scale 0.1" for a quick run.
 bench: install services
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; } \
+		|| echo "wrk could not be installed: S4 falls back to Python clients (slower)"
 	$(PY) -m bench.run $(BENCH_ARGS)
 
 # Long fault runs (Kafka/MariaDB outages under load, kill -9, endpoint chaos, fuzzing)

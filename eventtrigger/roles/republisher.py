@@ -61,6 +61,7 @@ POLL_SECONDS = 0.25
 REPUBLISH_LIMIT = 500
 LAG_FRESH = 0.5  # seconds a reading of the group's offsets is used for
 LAG_TIMEOUT = 3.0  # seconds a reading may take before the rows are treated as lost
+LAG_RECHECK_MIN = timedelta(milliseconds=500)  # rows behind lag wait at least this long
 
 
 def observe_lateness(res: Resources, messages: list[dict[str, Any]]) -> float:
@@ -254,7 +255,11 @@ class Republisher:
                 return None
             sending = plan.owed + plan.lost
             await deliveries.set_deadline(tx, [r["id"] for r in sending], now + recovery)
-            later = now + max(recovery / 2, timedelta(milliseconds=500))
+            # Looked at again soon: a job lost behind a partition whose worker died (or
+            # never published by a process that died) is re-sent once the partition's
+            # next owner has read past it, so every second of waiting here is a second
+            # of lateness after a crash; each look is one indexed read.
+            later = now + max(recovery / 5, LAG_RECHECK_MIN)
             for p, waiting in plan.waiting.items():
                 mark = lag.end.get(p, 0) if lag is not None else 0
                 await deliveries.postpone(tx, [r["id"] for r in waiting], later, mark)
