@@ -210,9 +210,9 @@ class Database:
             "connect_timeout": CONNECT_TIMEOUT,
             # Bounds the login's reads (a connect to a silent server holds the pool's
             # lock); `_tune` lifts it once the connection is up: the driver wraps every
-            # read in `asyncio.wait_for` while it is set, a task per read, which cost
-            # about a tenth of the webhook throughput. Statements are bounded per
-            # statement instead (`Tx`), with a timer.
+            # read in `asyncio.wait_for` while it is set, a task per read, and skips its
+            # fast path for short results. Statements are bounded per statement instead
+            # (`Tx`), with a timer.
             "read_timeout": self._statement_timeout,
         }
 
