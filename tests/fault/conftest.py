@@ -25,6 +25,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from eventtrigger.config import Settings, load_settings
 from eventtrigger.store.db import Database
 from eventtrigger.store.migrate import migrate
 from tests.conftest import TABLES, TEST_API_KEY
-from tests.e2e.conftest import Sink
+from tests.e2e.conftest import Sink, create_trigger, rfc3339
 from tests.process import EventtriggerProcess, free_port
 
 ROOT = Path(__file__).parents[2]
@@ -47,6 +48,25 @@ SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 FAULT_DATABASE = "eventtrigger_fault"
 CHAOS = os.environ.get("EVENTTRIGGER_CHAOS") == "1"
 RESULTS: list[dict[str, Any]] = []  # numbers the chaos runner writes to bench/results/
+
+
+async def one_shots_during(
+    api: httpx.AsyncClient, endpoint: str, start: datetime, seconds: float, count: int
+) -> set[str]:
+    """Create `count` one-shot triggers to `endpoint`, due evenly between 1 s after `start`
+    and 1 s before `start + seconds` (an outage's window); their ids. The caller checks
+    that creating them ended before `start`."""
+    ids = set()
+    for i in range(count):
+        due = start + timedelta(seconds=1 + (seconds - 2) * i / count)
+        created = await create_trigger(
+            api,
+            "time_scheduled",
+            {"endpoint": endpoint, "run_at": rfc3339(due), "payload": {"i": i}},
+            name=f"once {i}",
+        )
+        ids.add(created["id"])
+    return ids
 
 
 def rss_mib(pid: int) -> float:

@@ -22,8 +22,15 @@ import httpx
 import pytest
 
 from eventtrigger.store.db import Database
-from tests.e2e.conftest import Sink, create_trigger, event_rows, rfc3339, wait_until
-from tests.fault.conftest import Kafka, MariaDB, client, quantile, record_result
+from tests.e2e.conftest import Sink, create_trigger, event_rows, wait_until
+from tests.fault.conftest import (
+    Kafka,
+    MariaDB,
+    client,
+    one_shots_during,
+    quantile,
+    record_result,
+)
 from tests.fault.load import Load
 from tests.process import EventtriggerProcess
 
@@ -75,16 +82,9 @@ async def test_database_stop_loses_nothing_and_processes_recover_by_themselves(
         # One-shots due while the server is down: they must fire once it is back.
         setup_done = datetime.now(UTC) + timedelta(seconds=2)  # creation takes a moment
         down_from = setup_done + timedelta(seconds=outage.before)
-        one_shot_ids = set()
-        for i in range(outage.one_shots):
-            due = down_from + timedelta(seconds=1 + (outage.down - 2) * i / outage.one_shots)
-            created = await create_trigger(
-                api,
-                "time_scheduled",
-                {"endpoint": fsink.url("/once"), "run_at": rfc3339(due), "payload": {"i": i}},
-                name=f"once {i}",
-            )
-            one_shot_ids.add(created["id"])
+        one_shot_ids = await one_shots_during(
+            api, fsink.url("/once"), down_from, outage.down, outage.one_shots
+        )
     assert datetime.now(UTC) < down_from, "creating the one-shots took too long"
 
     load = Load(hook["webhook_url"], outage.rate, outage.before + outage.down + outage.after)

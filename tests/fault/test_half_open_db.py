@@ -23,13 +23,14 @@ import httpx
 import pytest
 
 from eventtrigger.store.db import Database
-from tests.e2e.conftest import Sink, create_trigger, event_rows, rfc3339, wait_until
+from tests.e2e.conftest import Sink, create_trigger, event_rows, wait_until
 from tests.fault.conftest import (
     FAULT_DATABASE,
     Kafka,
     MariaDB,
     client,
     fault_environ,
+    one_shots_during,
     quantile,
     record_result,
 )
@@ -96,16 +97,9 @@ async def test_a_silent_database_path_is_reported_and_every_role_recovers_losing
         )
         setup_done = datetime.now(UTC) + timedelta(seconds=1.5)
         dark_from = setup_done + timedelta(seconds=silence.before)
-        one_shot_ids = set()
-        for i in range(silence.one_shots):
-            due = dark_from + timedelta(seconds=1 + (silence.dark - 2) * i / silence.one_shots)
-            created = await create_trigger(
-                api,
-                "time_scheduled",
-                {"endpoint": fsink.url("/once"), "run_at": rfc3339(due), "payload": {"i": i}},
-                name=f"once {i}",
-            )
-            one_shot_ids.add(created["id"])
+        one_shot_ids = await one_shots_during(
+            api, fsink.url("/once"), dark_from, silence.dark, silence.one_shots
+        )
     assert datetime.now(UTC) < dark_from, "creating the one-shots took too long"
 
     load = Load(hook["webhook_url"], silence.rate, silence.before + silence.dark + silence.after)

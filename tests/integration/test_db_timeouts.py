@@ -151,7 +151,9 @@ async def hole(migrated: Settings) -> AsyncIterator[BlackHole]:
 async def proxied(migrated: Settings, hole: BlackHole) -> AsyncIterator[Database]:
     """A pool through the proxy, with a short statement deadline to keep the test short."""
     database = Database(
-        replace(migrated.database, port=hole.port), statement_timeout=1.0, acquire_timeout=3.0
+        replace(migrated.database, host="127.0.0.1", port=hole.port),
+        statement_timeout=1.0,
+        acquire_timeout=3.0,
     )
     await database.connect()
     yield database
@@ -214,7 +216,10 @@ async def test_the_health_check_answers_in_time_and_recovers_after_a_stuck_state
     # One connection, taken by a statement when the path goes dark: without a deadline it
     # holds the pool's only connection forever, and the check never sees the database
     # again even once the path is back.
-    db = Database(replace(migrated.database, port=hole.port, pool_size=1), statement_timeout=1.0)
+    db = Database(
+        replace(migrated.database, host="127.0.0.1", port=hole.port, pool_size=1),
+        statement_timeout=1.0,
+    )
     await db.connect()
     try:
         health = Health((), {"database": lambda: db.ping(1.5)}, cache_seconds=0)
