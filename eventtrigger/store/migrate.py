@@ -1,7 +1,9 @@
 """`eventtrigger migrate`: create the database if missing, then apply `sql/NNNN_*.sql`.
 
-The migrations live inside the package (`eventtrigger/sql/`), so a normal, non-editable
-install (a wheel, the container image) carries them.
+The migrations live in the repository's top-level `sql/`. The wheel carries them inside
+the package (`eventtrigger/sql/`, see pyproject's force-include), so a normal install (a
+wheel, the container image) finds them there; a source checkout or an editable install
+finds the top-level directory.
 
 Safe from several containers at once: a named lock (GET_LOCK) serialises runners, and the
 `schema_migrations` table records what is applied, so a second run is a no-op. MySQL
@@ -22,7 +24,14 @@ import asyncmy
 
 from eventtrigger.config import DatabaseSettings
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "sql"
+
+def _migrations_dir() -> Path:
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "sql"
+    return installed if installed.is_dir() else package.parent / "sql"
+
+
+MIGRATIONS_DIR = _migrations_dir()
 LOCK_NAME = "eventtrigger.migrate"
 _FILE = re.compile(r"^(\d{4})_([\w-]+)\.sql$")
 
