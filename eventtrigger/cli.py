@@ -1,6 +1,7 @@
 """Command line: `eventtrigger migrate`, `eventtrigger run --roles=...`, `--version`, plus
 `healthcheck` (the container's probe), `echo` (a receiver for trying deliveries), and the
-API client commands `triggers ...` and `events ...` (see `eventtrigger triggers --help`)."""
+API client commands `triggers ...` and `events ...` (see `eventtrigger triggers --help`),
+and `keys show-bootstrap` (the api's generated key, see bootstrap_key.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sys
 from collections.abc import Coroutine
 from typing import Any
 
-from eventtrigger import __version__
+from eventtrigger import __version__, bootstrap_key
 from eventtrigger.client import commands as client_commands
 from eventtrigger.config import ROLES, Settings, SettingsError, load_settings
 
@@ -41,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
     echo = sub.add_parser("echo", help="run a receiver that logs every delivery it gets")
     echo.add_argument("--host", default="0.0.0.0")
     echo.add_argument("--port", type=int, default=8080)
+    keys = sub.add_parser("keys", help="the API key the api role made for itself")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    keys_sub.add_parser(
+        "show-bootstrap",
+        help="print the key in EVENTTRIGGER_BOOTSTRAP_KEY_FILE (made by the api's first start)",
+    )
     client_commands.add_commands(sub)
     return parser
 
@@ -62,6 +69,23 @@ def healthcheck(port: int, timeout: float = 4.0) -> int:
         print(f"{url}: {exc.code} {exc.read().decode(errors='replace')}", file=sys.stderr)
     except OSError as exc:
         print(f"{url}: {exc}", file=sys.stderr)
+    return 1
+
+
+def show_bootstrap(settings: Settings) -> int:
+    """Print the bootstrap key alone on a line (for `KEY=$(...)`); 1 with the reason if none."""
+    path = settings.bootstrap_key_file
+    why = bootstrap_key.show_refusal(settings)
+    if why is None and path is not None:
+        try:
+            key = bootstrap_key.read(path)
+        except bootstrap_key.BootstrapKeyError as exc:
+            key, why = None, str(exc)
+        if key is not None:
+            print(key)
+            return 0
+        why = why or f"no key generated yet: start the api first (it writes {path})"
+    print(f"eventtrigger: {why}", file=sys.stderr)
     return 1
 
 
@@ -89,6 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings: Settings = load_settings()
         roles = parse_roles(args.roles) if args.command == "run" else ()
+        if args.command == "keys":
+            return show_bootstrap(settings)
+        made_key = False
+        if "api" in roles and (key_file := bootstrap_key.key_file(settings)) is not None:
+            key, made_key = bootstrap_key.obtain(key_file)
+            settings = bootstrap_key.with_key(settings, key)
         if "api" in roles and settings.auth_enabled and not settings.api_keys:
             raise SettingsError(
                 "EVENTTRIGGER_API_KEYS",
@@ -101,9 +131,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "healthcheck":
         return healthcheck(settings.http_port)
 
+    from loguru import logger
+
     from eventtrigger.observability.logs import setup_logging
 
     setup_logging(settings)
+    if made_key:
+        # Once, on the start that made it, where `docker compose logs api` shows it; later
+        # starts read the file without a word (the file is the place to look it up).
+        logger.bind(action="bootstrap_key_generated", role="api").warning(
+            "generated API key {} (kept in {}); show it again: {}",
+            str(settings.api_keys[0]),
+            settings.bootstrap_key_file,
+            bootstrap_key.SHOW_AGAIN,
+        )
+    # Waiting will not fix it (a certificate that does not verify, a server that demands
+    # TLS, a server without SKIP LOCKED): one line, not a traceback, and a non-zero exit.
+    from eventtrigger.store.db import DatabaseSetupError
+
     if args.command == "migrate":
         from eventtrigger.store.migrate import migrate
 
@@ -111,7 +156,11 @@ def main(argv: list[str] | None = None) -> int:
             applied = await migrate(settings.database)
             print(f"migrations applied: {applied or 'none (up to date)'}")
 
-        _run_async(_migrate())
+        try:
+            _run_async(_migrate())
+        except DatabaseSetupError as exc:
+            print(f"eventtrigger: database: {exc}", file=sys.stderr)
+            return 1
         return 0
 
     from eventtrigger.bus import KafkaSetupError
@@ -123,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
         # Waiting will not fix it (credentials refused, an untrusted certificate, a topic
         # missing or refused): one line, not a traceback, and a non-zero exit.
         print(f"eventtrigger: Kafka: {exc}", file=sys.stderr)
+        return 1
+    except DatabaseSetupError as exc:
+        print(f"eventtrigger: database: {exc}", file=sys.stderr)
         return 1
     return 0
 

@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 from dotenv import dotenv_values
 
 from eventtrigger.domain.durations import DurationError, parse_duration
+from eventtrigger.domain.egress import Egress, allowed_host
 
 ROLES = ("api", "scheduler", "worker", "retention")
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -47,8 +48,10 @@ DEFAULTS: dict[str, str] = {
     "HTTP_PORT": "8080",
     "PUBLIC_URL": "http://localhost:8080",
     "API_KEYS": "",
+    "BOOTSTRAP_KEY_FILE": "",
     "AUTH": "enabled",
     "EGRESS_ALLOW_CIDRS": "",
+    "EGRESS_ALLOW_HOSTS": "",
     "RETENTION_ACTIVE": "2h",
     "RETENTION_TOTAL": "48h",
     "RETENTION_INTERVAL": "30s",
@@ -97,6 +100,25 @@ class Secret:
         return hash(self._value)
 
 
+SslMode = Literal["DISABLED", "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY"]
+SSL_MODES: tuple[SslMode, ...] = ("DISABLED", "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY")
+# The query options EVENTTRIGGER_DATABASE_URL accepts (MySQL's URI names); any other is
+# an error, so a misspelt `ssl_mode` cannot leave the connection in plaintext.
+DATABASE_URL_OPTIONS = ("ssl-mode", "ssl-ca", "ssl-cert", "ssl-key")
+
+
+@dataclass(frozen=True)
+class DatabaseTls:
+    """How every database connection encrypts and checks the server (store/tls.py builds
+    the context). Modes as MySQL's client: REQUIRED encrypts without checking the
+    certificate, VERIFY_CA checks its chain, VERIFY_IDENTITY its chain and host name."""
+
+    mode: SslMode = "DISABLED"
+    ca: Path | None = None  # None with a VERIFY_* mode: the system's CAs
+    cert: Path | None = None  # a client certificate (users created REQUIRE X509)
+    key: Path | None = None
+
+
 @dataclass(frozen=True)
 class DatabaseSettings:
     host: str
@@ -105,6 +127,7 @@ class DatabaseSettings:
     password: Secret
     database: str
     pool_size: int
+    tls: DatabaseTls = DatabaseTls()
 
 
 @dataclass(frozen=True)
@@ -146,7 +169,10 @@ class Settings:
     public_url: str = DEFAULTS["PUBLIC_URL"]
     api_keys: tuple[Secret, ...] = ()
     auth_enabled: bool = True
+    # With no api_keys, the api role reads its key from this file (made on first start).
+    bootstrap_key_file: Path | None = None
     egress_allow: tuple[IPNetwork, ...] = ()
+    egress_allow_hosts: frozenset[str] = frozenset()  # as domain.egress.host_key spells them
     retention_active: timedelta = DEFAULT_DURATIONS["RETENTION_ACTIVE"]
     retention_total: timedelta = DEFAULT_DURATIONS["RETENTION_TOTAL"]
     retention_interval: timedelta = DEFAULT_DURATIONS["RETENTION_INTERVAL"]
@@ -165,6 +191,11 @@ class Settings:
     @property
     def dlq_topic(self) -> str:
         return f"{self.kafka_topic}.dlq"
+
+    @property
+    def egress(self) -> Egress:
+        """The SSRF policy's exceptions: both allow-lists as one value."""
+        return Egress(cidrs=self.egress_allow, hosts=self.egress_allow_hosts)
 
 
 def load_settings(
@@ -249,7 +280,9 @@ class _Reader:
                 Secret(k.strip()) for k in self._get("API_KEYS").split(",") if k.strip()
             ),
             auth_enabled=self._choice("AUTH", ("enabled", "disabled")) == "enabled",
+            bootstrap_key_file=Path(raw) if (raw := self._get("BOOTSTRAP_KEY_FILE")) else None,
             egress_allow=self._cidrs(),
+            egress_allow_hosts=self._hosts(),
             retention_active=active,
             retention_total=total,
             retention_interval=self._duration("RETENTION_INTERVAL", timedelta(seconds=0.1)),
@@ -339,6 +372,16 @@ class _Reader:
             raise SettingsError(f"EVENTTRIGGER_{name}", f"{raw!r} is not a readable file")
         return path
 
+    def _hosts(self) -> frozenset[str]:
+        hosts: set[str] = set()
+        for item in self._get("EGRESS_ALLOW_HOSTS").split(","):
+            if item.strip():
+                try:
+                    hosts.add(allowed_host(item))
+                except ValueError as exc:
+                    raise SettingsError("EVENTTRIGGER_EGRESS_ALLOW_HOSTS", str(exc)) from None
+        return frozenset(hosts)
+
     def _cidrs(self) -> tuple[IPNetwork, ...]:
         networks: list[IPNetwork] = []
         for item in self._get("EGRESS_ALLOW_CIDRS").split(","):
@@ -373,4 +416,68 @@ class _Reader:
             password=Secret(unquote(url.password or "")),
             database=database,
             pool_size=self._int("DATABASE_POOL_SIZE", 1, 500, "a pool size"),
+            tls=self._database_tls(url.query),
+        )
+
+    @staticmethod
+    def _database_tls(query: str) -> DatabaseTls:
+        """The URL's `?ssl-mode=...&ssl-ca=...&ssl-cert=...&ssl-key=...` (MySQL's names)."""
+        name = "EVENTTRIGGER_DATABASE_URL"
+        options: dict[str, str] = {}
+        # Split by hand, not parse_qsl: it turns `+` into a space, and a path may hold one.
+        for item in query.split("&"):
+            if not item:
+                continue
+            key, _, value = (unquote(part) for part in item.partition("="))
+            if key not in DATABASE_URL_OPTIONS:
+                raise SettingsError(
+                    name, f"unknown option {key!r} (known: {', '.join(DATABASE_URL_OPTIONS)})"
+                )
+            if key in options:
+                raise SettingsError(name, f"{key} is given twice")
+            if not value.strip():
+                raise SettingsError(name, f"{key} needs a value")
+            options[key] = value.strip()
+        files: dict[str, Path] = {}
+        for key in ("ssl-ca", "ssl-cert", "ssl-key"):
+            if key in options:
+                path = Path(options[key])
+                if not path.is_file() or not os.access(path, os.R_OK):
+                    raise SettingsError(name, f"{key}: {options[key]!r} is not a readable file")
+                files[key] = path
+        for one, other in (("ssl-cert", "ssl-key"), ("ssl-key", "ssl-cert")):
+            if one in files and other not in files:
+                raise SettingsError(name, f"{one} needs {other} as well")
+        mode = options.get("ssl-mode", "").upper()
+        if mode == "PREFERRED":
+            raise SettingsError(
+                name,
+                "ssl-mode=PREFERRED is not supported: the driver cannot fall back to "
+                "plaintext, so pick REQUIRED or DISABLED",
+            )
+        if not mode:
+            # No ssl-mode: plaintext as before when no ssl-* option is given; with a CA or
+            # a client certificate the operator wants TLS, so the strictest mode,
+            # VERIFY_IDENTITY (the chain against ssl-ca, else the system's CAs, and the
+            # host name), never a silent downgrade.
+            mode = "VERIFY_IDENTITY" if files else "DISABLED"
+        if mode not in SSL_MODES:
+            raise SettingsError(
+                name, f"ssl-mode={options['ssl-mode']!r} is not one of {', '.join(SSL_MODES)}"
+            )
+        # A file the mode would ignore is a mistake, not a default: the operator thinks
+        # the server is checked (ssl-ca) or the connection encrypted when it is not.
+        if mode == "DISABLED" and files:
+            raise SettingsError(name, f"{', '.join(files)} needs an ssl-mode other than DISABLED")
+        if mode == "REQUIRED" and "ssl-ca" in files:
+            raise SettingsError(
+                name,
+                "ssl-mode=REQUIRED does not check the server's certificate, so ssl-ca would "
+                "be ignored: use VERIFY_CA or VERIFY_IDENTITY",
+            )
+        return DatabaseTls(
+            mode=mode,  # narrowed to SslMode by the `not in SSL_MODES` check
+            ca=files.get("ssl-ca"),
+            cert=files.get("ssl-cert"),
+            key=files.get("ssl-key"),
         )

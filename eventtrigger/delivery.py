@@ -2,7 +2,9 @@
 
 The SSRF guard sits in the resolver, so it judges the addresses the connection will
 actually use (after DNS), not the name in the URL; IP-literal hosts, which aiohttp does
-not resolve, are judged before the request. Redirects are never followed.
+not resolve, are judged before the request. A host the operator allowed by name
+(EVENTTRIGGER_EGRESS_ALLOW_HOSTS) keeps every address it resolves to. Redirects are
+never followed, so an allowed name cannot hand the connection on to another host.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from aiohttp.resolver import ThreadedResolver
 
 from eventtrigger import __version__
 from eventtrigger.domain.durations import parse_duration
-from eventtrigger.domain.egress import IPNetwork, refusal
+from eventtrigger.domain.egress import Egress, IPNetwork, name_refusal, refusal
 from eventtrigger.domain.jobs import request_body
 from eventtrigger.domain.signing import job_keys, signature_header
 
@@ -33,22 +35,21 @@ class EgressRefused(OSError):
 
 
 class GuardedResolver(ThreadedResolver):
-    def __init__(self, allowed: tuple[IPNetwork, ...]) -> None:
+    def __init__(self, egress: Egress) -> None:
         super().__init__()
-        self._allowed = allowed
+        self._egress = egress
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
         results = await super().resolve(host, port, family)
-        allowed = [r for r in results if _why(r["host"], self._allowed) is None]
+        allowed = [r for r in results if self._why(host, r["host"]) is None]
         if not allowed:
-            raise EgressRefused(_why(results[0]["host"], self._allowed) if results else host)
+            raise EgressRefused(self._why(host, results[0]["host"]) if results else host)
         return allowed
 
-
-def _why(host: str, allowed: tuple[IPNetwork, ...]) -> str | None:
-    return refusal(ipaddress.ip_address(host.split("%", 1)[0]), allowed)
+    def _why(self, name: str, address: str) -> str | None:
+        return name_refusal(name, ipaddress.ip_address(address.split("%", 1)[0]), self._egress)
 
 
 @dataclass(frozen=True)
@@ -61,13 +62,13 @@ class Result:
 
 
 class Deliverer:
-    def __init__(self, allowed: tuple[IPNetwork, ...]) -> None:
-        self._allowed = allowed
+    def __init__(self, allowed: Egress | tuple[IPNetwork, ...]) -> None:
+        self._egress = Egress.of(allowed)
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(
-            resolver=GuardedResolver(self._allowed), limit=0, ttl_dns_cache=10
+            resolver=GuardedResolver(self._egress), limit=0, ttl_dns_cache=10
         )
         self._session = aiohttp.ClientSession(
             connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar()
@@ -85,7 +86,7 @@ class Deliverer:
             literal = ipaddress.ip_address(host.strip("[]"))
         except ValueError:
             literal = None
-        if literal is not None and (why := refusal(literal, self._allowed)) is not None:
+        if literal is not None and (why := refusal(literal, self._egress)) is not None:
             return Result(None, f"refused: {why}", None, permanent=True)
         # POST/PUT/PATCH send the payload as JSON, a `null` payload too (`request_body`).
         sent = request_body(request)

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from eventtrigger.config import DEFAULT_DURATIONS
 from eventtrigger.domain import schedule
 from eventtrigger.domain.durations import DurationError, format_duration, parse_duration
-from eventtrigger.domain.egress import IPNetwork, host_refusal
+from eventtrigger.domain.egress import Egress, IPNetwork, host_refusal
 from eventtrigger.domain.errors import FieldError, InvalidInput
 from eventtrigger.domain.retry import retry_span
 from eventtrigger.domain.schemas import (
@@ -63,7 +63,8 @@ RESERVED_HEADERS = frozenset(
 class Limits:
     """What validation needs from the settings."""
 
-    egress_allow: tuple[IPNetwork, ...] = ()
+    # Settings.egress; bare networks allow those and no host by name.
+    egress_allow: Egress | tuple[IPNetwork, ...] = ()
     retention_active: timedelta = DEFAULT_DURATIONS["RETENTION_ACTIVE"]
 
 

@@ -122,7 +122,7 @@ class Worker:
         self.publisher = publisher
         self.settings = res.settings
         self.owner = f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(3)}"
-        self.deliverer = Deliverer(res.settings.egress_allow)
+        self.deliverer = Deliverer(res.settings.egress)
         self.consumer = job_consumer(res.settings)
         self.offsets = Offsets()
         self.log = logger.bind(role="worker")

@@ -24,13 +24,24 @@ closed one out again), taking a connection from the pool by `acquire_timeout`, a
 connections are probed by TCP keepalive. Both timeouts raise errors in
 `TRANSIENT_ERRORS`, so callers' retry paths apply. A statement that may legitimately run
 longer (migrations) uses a connection of its own with a longer bound.
+
+TLS and the server: every connection here (and `migrate`'s) carries the one context
+`store/tls.py` builds from the URL's ssl-* options. A refusal waiting will not fix (a
+certificate that does not verify, a server that demands TLS we were not configured for,
+a server without `SELECT ... FOR UPDATE SKIP LOCKED`) is a `DatabaseSetupError`, which is
+not in `TRANSIENT_ERRORS`: the start stops at once with one line instead of retrying for
+a minute. The server is checked once per process, when the pool connects, and by
+`migrate`: TiDB, MySQL before 8.0 and MariaDB before 10.6 would otherwise start and then
+hand the same due work to two schedulers, or fail on the first claim.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import re
 import socket
+import ssl
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -43,6 +54,7 @@ import orjson
 from asyncmy.cursors import DictCursor
 
 from eventtrigger.config import DatabaseSettings
+from eventtrigger.store.tls import describe_refusal, ssl_context
 
 Row = dict[str, Any]
 
@@ -66,9 +78,84 @@ KEEPALIVE = ((socket.TCP_KEEPIDLE, 30), (socket.TCP_KEEPINTVL, 10), (socket.TCP_
 
 LOCK_CONFLICTS = (1205, 1213)  # lock wait timeout, deadlock
 UNKNOWN_VARIABLE = 1193
+# Parses only where SKIP LOCKED exists (MySQL 8.0.1+, MariaDB 10.6+); locks nothing.
+# Recent TiDB parses it and silently takes no lock at all, so the version decides there.
+SKIP_LOCKED_PROBE = "SELECT 1 FROM DUAL FOR UPDATE SKIP LOCKED"
+PROBE_REFUSED = (1064, 1235)  # a syntax error; "doesn't yet support"
+SUPPORTED = "eventtrigger needs MySQL 8.0 or later, or MariaDB 10.6 or later"
+_VERSION_NUMBER = re.compile(r"(\d+)\.(\d+)")
 CONFLICT_ATTEMPTS = 6
 CONFLICT_BASE_DELAY = 0.01  # seconds; doubles per attempt, times a jitter in [0.5, 1.5)
 T = TypeVar("T")
+
+
+class DatabaseSetupError(Exception):
+    """The database refused us in a way waiting will not fix (TLS, an unsupported server):
+    the CLI prints it as `eventtrigger: database: ...` and exits 1."""
+
+
+def server_refusal(version: str, skip_locked: bool) -> str | None:
+    """Why we refuse a server, from its `VERSION()` and whether `SKIP_LOCKED_PROBE` ran;
+    None when it will do. Schedulers and workers claim work with `SELECT ... FOR UPDATE
+    SKIP LOCKED`: without it two of them take the same work, or every claim fails."""
+    lowered = version.lower()
+    if "tidb" in lowered:
+        # TiDB accepts the syntax (recent versions) but takes no lock, so the probe
+        # passing proves nothing there.
+        return (
+            f"TiDB ({version}) is not supported: it does not lock rows for SELECT ... "
+            f"FOR UPDATE SKIP LOCKED, which claiming work relies on; {SUPPORTED}"
+        )
+    mariadb = "mariadb" in lowered
+    # MariaDB's replication-era prefix, as some proxies still report it.
+    number = _VERSION_NUMBER.search(version.removeprefix("5.5.5-") if mariadb else version)
+    if number is not None:
+        found = (int(number[1]), int(number[2]))
+        if found < ((10, 6) if mariadb else (8, 0)):
+            return (
+                f"{'MariaDB' if mariadb else 'MySQL'} {version} is too old: it has no "
+                f"SELECT ... FOR UPDATE SKIP LOCKED; {SUPPORTED}"
+            )
+    if not skip_locked:
+        return f"the server ({version}) refuses SELECT ... FOR UPDATE SKIP LOCKED; {SUPPORTED}"
+    return None
+
+
+async def check_server(cursor: Any) -> None:
+    """Probe the server on a (tuple) cursor; DatabaseSetupError if we cannot run on it."""
+    await cursor.execute("SELECT VERSION()")
+    (version,) = await cursor.fetchone()
+    try:
+        await cursor.execute(SKIP_LOCKED_PROBE)
+        await cursor.fetchall()
+        skip_locked = True
+    except asyncmy.errors.DatabaseError as exc:
+        if exc.args[0] not in PROBE_REFUSED:
+            raise
+        skip_locked = False
+    refusal = server_refusal(str(version), skip_locked)
+    if refusal is not None:
+        raise DatabaseSetupError(refusal)
+
+
+def client_ssl(settings: DatabaseSettings) -> ssl.SSLContext | None:
+    """The TLS context for every connection under `settings` (None: plaintext)."""
+    try:
+        return ssl_context(settings.tls)
+    except (ssl.SSLError, OSError) as exc:  # a PEM file that is not a key or certificate
+        raise DatabaseSetupError(f"TLS: cannot load ssl-cert/ssl-key: {exc}") from exc
+
+
+async def refusing(settings: DatabaseSettings, connecting: Awaitable[T]) -> T:
+    """`connecting` (a connect or a pool's first connect), with a TLS refusal turned into
+    a DatabaseSetupError that says what to change, instead of a retried OSError."""
+    try:
+        return await connecting
+    except Exception as exc:
+        problem = describe_refusal(exc, settings)
+        if problem is None:
+            raise
+        raise DatabaseSetupError(problem) from exc
 
 
 def is_lock_conflict(exc: BaseException) -> bool:
@@ -194,6 +281,7 @@ class Database:
         self._statement_timeout = statement_timeout
         self._acquire_timeout = acquire_timeout
         self._pool: Any = None
+        self._ssl: ssl.SSLContext | None = None  # built in `connect`, shared by every connection
         # Connections whose socket already has our keepalive options.
         self._tuned: weakref.WeakSet[Any] = weakref.WeakSet()
 
@@ -214,25 +302,32 @@ class Database:
             # fast path for short results. Statements are bounded per statement instead
             # (`Tx`), with a timer.
             "read_timeout": self._statement_timeout,
+            "ssl": self._ssl,
         }
 
     async def connect(self) -> None:
-        isolation = await self._isolation_variable()
-        self._pool = await asyncmy.create_pool(
-            minsize=1,
-            maxsize=self._settings.pool_size,
-            # One statement (asyncmy reads one result): UTC times, no gap locks.
-            init_command=f"SET time_zone = '+00:00', {isolation} = 'READ-COMMITTED'",
-            pool_recycle=600,
-            **self._params(),
+        self._ssl = client_ssl(self._settings)
+        isolation = await self._inspect_server()
+        self._pool = await refusing(
+            self._settings,
+            asyncmy.create_pool(
+                minsize=1,
+                maxsize=self._settings.pool_size,
+                # One statement (asyncmy reads one result): UTC times, no gap locks.
+                init_command=f"SET time_zone = '+00:00', {isolation} = 'READ-COMMITTED'",
+                pool_recycle=600,
+                **self._params(),
+            ),
         )
 
-    async def _isolation_variable(self) -> str:
-        """`transaction_isolation` (MySQL 8, MariaDB 11.1+) or `tx_isolation` (MariaDB
-        10.x): the servers we support share no name for the session's isolation level."""
-        conn = await asyncmy.connect(**self._params())
+    async def _inspect_server(self) -> str:
+        """Refuse a server we cannot run on (`check_server`), then name the session's
+        isolation variable: `transaction_isolation` (MySQL 8, MariaDB 11.1+) or
+        `tx_isolation` (MariaDB 10.x); the servers we support share no name for it."""
+        conn = await refusing(self._settings, asyncmy.connect(**self._params()))
         try:
             async with conn.cursor() as cursor:
+                await check_server(cursor)
                 try:
                     await cursor.execute("SELECT @@SESSION.transaction_isolation")
                 except asyncmy.errors.OperationalError as exc:

@@ -23,6 +23,7 @@ from pathlib import Path
 import asyncmy
 
 from eventtrigger.config import DatabaseSettings
+from eventtrigger.store.db import check_server, client_ssl, refusing
 
 
 def _migrations_dir() -> Path:
@@ -79,7 +80,9 @@ def split_statements(text: str) -> list[str]:
 async def migrate(settings: DatabaseSettings, directory: Path = MIGRATIONS_DIR) -> list[int]:
     """Apply what is missing; the versions applied by this call."""
     migrations = discover(directory)
-    conn = await asyncmy.connect(
+    # The same TLS as the pool's connections, and the same refusals: a certificate that
+    # does not verify or a server without SKIP LOCKED stops `migrate` with one line too.
+    connecting = asyncmy.connect(
         host=settings.host,
         port=settings.port,
         user=settings.user,
@@ -90,10 +93,13 @@ async def migrate(settings: DatabaseSettings, directory: Path = MIGRATIONS_DIR) 
         # A schema change on a large table may take minutes, so not the pool's 10 s; but
         # bounded, so a half-open connection after a failover cannot hang it for good.
         read_timeout=3600,
+        ssl=client_ssl(settings),
     )
+    conn = await refusing(settings, connecting)
     applied_now: list[int] = []
     try:
         async with conn.cursor() as cur:
+            await check_server(cur)
             await cur.execute(
                 f"CREATE DATABASE IF NOT EXISTS `{settings.database}` "
                 "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"

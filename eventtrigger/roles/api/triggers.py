@@ -42,9 +42,7 @@ _ROTATE_SECRET = BodyValidator(ROTATE_SECRET)
 
 
 def limits(res: Resources) -> Limits:
-    return Limits(
-        egress_allow=res.settings.egress_allow, retention_active=res.settings.retention_active
-    )
+    return Limits(egress_allow=res.settings.egress, retention_active=res.settings.retention_active)
 
 
 def trigger_json(record: TriggerRecord, public_url: str) -> dict[str, Any]:
