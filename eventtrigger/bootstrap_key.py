@@ -14,14 +14,14 @@ import contextlib
 import dataclasses
 import os
 import re
-import secrets
 import tempfile
 from pathlib import Path
 
 from eventtrigger.config import Secret, Settings, SettingsError
+from eventtrigger.domain import keys
 
 VARIABLE = "EVENTTRIGGER_BOOTSTRAP_KEY_FILE"
-PREFIX = "etk_"
+PREFIX = keys.KEY_PREFIX
 SHOW_AGAIN = "docker compose exec api eventtrigger keys show-bootstrap"
 # What `new_key` makes, and what an operator might reasonably put in the file instead:
 # one token of printable characters, nothing that could be half a write or a stray file.
@@ -37,8 +37,14 @@ class BootstrapKeyError(SettingsError):
 
 def key_file(settings: Settings) -> Path | None:
     """The file the api role takes its key from; None when it is not in play: unset, keys
-    configured (they are the keys, the file is not even read) or authentication off."""
-    if settings.bootstrap_key_file is None or settings.api_keys or not settings.auth_enabled:
+    configured (they are the keys, the file is not even read), authentication off, or
+    bootstrap keys disabled (managed keys took over)."""
+    if (
+        settings.bootstrap_key_file is None
+        or settings.api_keys
+        or not settings.auth_enabled
+        or not settings.bootstrap_keys_enabled
+    ):
         return None
     return settings.bootstrap_key_file
 
@@ -52,6 +58,8 @@ def show_refusal(settings: Settings) -> str | None:
         )
     if not settings.auth_enabled:
         return "EVENTTRIGGER_AUTH=disabled: the API takes no key"
+    if not settings.bootstrap_keys_enabled:
+        return "EVENTTRIGGER_BOOTSTRAP_KEYS=disabled: managed keys only (eventtrigger keys list)"
     if settings.bootstrap_key_file is None:
         return f"{VARIABLE} is not set, so there is no bootstrap key"
     return None
@@ -71,7 +79,8 @@ def parse_key(text: str, path: Path) -> str:
 
 
 def new_key() -> str:
-    return PREFIX + secrets.token_urlsafe(32)
+    """A key of the one format every generated key has (domain/keys.py)."""
+    return keys.new_key()
 
 
 def with_key(settings: Settings, key: str) -> Settings:

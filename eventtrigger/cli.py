@@ -1,7 +1,8 @@
 """Command line: `eventtrigger migrate`, `eventtrigger run --roles=...`, `--version`, plus
 `healthcheck` (the container's probe), `echo` (a receiver for trying deliveries), and the
 API client commands `triggers ...` and `events ...` (see `eventtrigger triggers --help`),
-and `keys show-bootstrap` (the api's generated key, see bootstrap_key.py)."""
+`keys create|list|revoke` (managed API keys, over the API) and `keys show-bootstrap`
+(the api's generated key, see bootstrap_key.py)."""
 
 from __future__ import annotations
 
@@ -39,17 +40,57 @@ def _parser() -> argparse.ArgumentParser:
         "--roles", default="all", help="all, or a comma-separated subset of " + ",".join(ROLES)
     )
     sub.add_parser("healthcheck", help="exit 0 when this container's /health answers 200")
+    rotate = sub.add_parser(
+        "rotate-secret-key",
+        help="re-encrypt every stored signing secret under the first key of "
+        "EVENTTRIGGER_SECRET_KEY (plaintext ones too); idempotent, safe while running",
+    )
+    rotate.add_argument("--batch", type=_batch, default=500, help="rows per transaction")
     echo = sub.add_parser("echo", help="run a receiver that logs every delivery it gets")
     echo.add_argument("--host", default="0.0.0.0")
     echo.add_argument("--port", type=int, default=8080)
-    keys = sub.add_parser("keys", help="the API key the api role made for itself")
+    keys = sub.add_parser(
+        "keys", help="API keys: create, list, revoke (over the API); show-bootstrap (local)"
+    )
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     keys_sub.add_parser(
         "show-bootstrap",
         help="print the key in EVENTTRIGGER_BOOTSTRAP_KEY_FILE (made by the api's first start)",
     )
+    client_commands.add_key_commands(keys_sub)
     client_commands.add_commands(sub)
     return parser
+
+
+def _batch(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 10_000:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a batch size (1-10000)")
+    return value
+
+
+def rotate_secret_key(settings: Settings, batch: int) -> int:
+    """`eventtrigger rotate-secret-key`: re-encrypt, then say how many rows changed."""
+    from eventtrigger.store.db import Database
+    from eventtrigger.store.secrets import rotate_key
+
+    async def _rotate() -> None:
+        db = Database(settings.database)
+        await db.connect()  # the start check: every key id in use must be given
+        try:
+            done = await rotate_key(db, batch)
+        finally:
+            await db.close()
+        print(
+            f"re-encrypted under key {settings.database.secrets.current!r}: "
+            f"{done.triggers} trigger(s), {done.events} event(s), "
+            f"{done.archived} archived event(s)"
+        )
+
+    return _run_reporting(_rotate())
 
 
 def healthcheck(port: int, timeout: float = 4.0) -> int:
@@ -89,6 +130,30 @@ def show_bootstrap(settings: Settings) -> int:
     return 1
 
 
+def _run_reporting(coro: Coroutine[Any, Any, None]) -> int:
+    """Run `coro` to its end: 0. A refusal that waiting will not fix (a database
+    certificate that does not verify, a server that demands TLS or lacks SKIP LOCKED,
+    Kafka credentials refused or a topic missing, stored signing secrets the given keys
+    cannot read) is one line, not a traceback: exit 1, or 2 for a configuration error."""
+    from eventtrigger.bus import KafkaSetupError
+    from eventtrigger.domain.secretbox import SecretKeyError
+    from eventtrigger.store.db import DatabaseSetupError
+
+    try:
+        _run_async(coro)
+    except KafkaSetupError as exc:
+        print(f"eventtrigger: Kafka: {exc}", file=sys.stderr)
+        return 1
+    except DatabaseSetupError as exc:
+        print(f"eventtrigger: database: {exc}", file=sys.stderr)
+        return 1
+    except SecretKeyError as exc:
+        # The start check (store/secrets.py): a configuration error, as a bad value is.
+        print(f"eventtrigger: configuration error: EVENTTRIGGER_SECRET_KEY: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _run_async(coro: Coroutine[Any, Any, None]) -> None:
     try:
         import uvloop
@@ -106,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
 
         serve(args.host, args.port)
         return 0
-    if args.command in client_commands.GROUPS:
+    if args.command in client_commands.GROUPS or getattr(args, "action", None) is not None:
         # An HTTP client of a running API: it must work where no database or Kafka
         # settings exist, so it never goes through load_settings().
         return client_commands.run(args)
@@ -119,10 +184,16 @@ def main(argv: list[str] | None = None) -> int:
         if "api" in roles and (key_file := bootstrap_key.key_file(settings)) is not None:
             key, made_key = bootstrap_key.obtain(key_file)
             settings = bootstrap_key.with_key(settings, key)
-        if "api" in roles and settings.auth_enabled and not settings.api_keys:
+        if (
+            "api" in roles
+            and settings.auth_enabled
+            and settings.bootstrap_keys_enabled
+            and not settings.api_keys
+        ):
             raise SettingsError(
                 "EVENTTRIGGER_API_KEYS",
-                "the api role needs at least one key (or EVENTTRIGGER_AUTH=disabled)",
+                "the api role needs at least one key (or EVENTTRIGGER_AUTH=disabled, or "
+                "EVENTTRIGGER_BOOTSTRAP_KEYS=disabled with managed keys)",
             )
     except SettingsError as exc:
         print(f"eventtrigger: configuration error: {exc}", file=sys.stderr)
@@ -145,10 +216,6 @@ def main(argv: list[str] | None = None) -> int:
             settings.bootstrap_key_file,
             bootstrap_key.SHOW_AGAIN,
         )
-    # Waiting will not fix it (a certificate that does not verify, a server that demands
-    # TLS, a server without SKIP LOCKED): one line, not a traceback, and a non-zero exit.
-    from eventtrigger.store.db import DatabaseSetupError
-
     if args.command == "migrate":
         from eventtrigger.store.migrate import migrate
 
@@ -156,27 +223,14 @@ def main(argv: list[str] | None = None) -> int:
             applied = await migrate(settings.database)
             print(f"migrations applied: {applied or 'none (up to date)'}")
 
-        try:
-            _run_async(_migrate())
-        except DatabaseSetupError as exc:
-            print(f"eventtrigger: database: {exc}", file=sys.stderr)
-            return 1
-        return 0
+        return _run_reporting(_migrate())
 
-    from eventtrigger.bus import KafkaSetupError
+    if args.command == "rotate-secret-key":
+        return rotate_secret_key(settings, args.batch)
+
     from eventtrigger.roles.runner import run
 
-    try:
-        _run_async(run(settings, roles))
-    except KafkaSetupError as exc:
-        # Waiting will not fix it (credentials refused, an untrusted certificate, a topic
-        # missing or refused): one line, not a traceback, and a non-zero exit.
-        print(f"eventtrigger: Kafka: {exc}", file=sys.stderr)
-        return 1
-    except DatabaseSetupError as exc:
-        print(f"eventtrigger: database: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return _run_reporting(run(settings, roles))
 
 
 if __name__ == "__main__":

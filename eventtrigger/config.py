@@ -20,6 +20,7 @@ from dotenv import dotenv_values
 
 from eventtrigger.domain.durations import DurationError, parse_duration
 from eventtrigger.domain.egress import Egress, allowed_host
+from eventtrigger.domain.secretbox import Keyring, KeyringError, parse_keyring
 
 ROLES = ("api", "scheduler", "worker", "retention")
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -30,6 +31,9 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 DEFAULTS: dict[str, str] = {
     "DATABASE_URL": "mysql://root@127.0.0.1:3306/eventtrigger",
     "DATABASE_POOL_SIZE": "10",
+    # Keys that encrypt signing secrets at rest (`id:base64,...`, the first encrypts);
+    # empty: secrets are stored in plaintext.
+    "SECRET_KEY": "",
     "KAFKA_BOOTSTRAP": "127.0.0.1:9092",
     "KAFKA_TOPIC": "eventtrigger.jobs",
     "KAFKA_GROUP": "eventtrigger-workers",
@@ -49,12 +53,18 @@ DEFAULTS: dict[str, str] = {
     "PUBLIC_URL": "http://localhost:8080",
     "API_KEYS": "",
     "BOOTSTRAP_KEY_FILE": "",
+    "BOOTSTRAP_KEYS": "enabled",
+    "AUTH_FAILURE_BURST": "30",
     "AUTH": "enabled",
     "EGRESS_ALLOW_CIDRS": "",
     "EGRESS_ALLOW_HOSTS": "",
+    "INGEST_IP_RATE": "0",
+    "INGEST_IP_BURST": "400",
+    "TRUSTED_PROXIES": "",
     "RETENTION_ACTIVE": "2h",
     "RETENTION_TOTAL": "48h",
     "RETENTION_INTERVAL": "30s",
+    "AUDIT_RETENTION": "90d",
     "LOG_LEVEL": "INFO",
     "LOG_FORMAT": "json",
     "MAX_BODY_BYTES": str(1024 * 1024),
@@ -66,7 +76,7 @@ DEFAULTS: dict[str, str] = {
 DEFAULT_DURATIONS = {
     k: parse_duration(DEFAULTS[k])
     for k in ("RETENTION_ACTIVE", "RETENTION_TOTAL", "RETENTION_INTERVAL", "SHUTDOWN_GRACE",
-              "RECOVERY_AFTER", "KAFKA_SESSION_TIMEOUT")
+              "RECOVERY_AFTER", "KAFKA_SESSION_TIMEOUT", "AUDIT_RETENTION")
 }  # fmt: skip
 KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 KAFKA_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
@@ -128,6 +138,9 @@ class DatabaseSettings:
     database: str
     pool_size: int
     tls: DatabaseTls = DatabaseTls()
+    # EVENTTRIGGER_SECRET_KEY: what reads and writes the signing-secret columns, so every
+    # connection to this database (Database, Tx) carries it and no caller passes it on.
+    secrets: Keyring = field(default_factory=Keyring)
 
 
 @dataclass(frozen=True)
@@ -171,11 +184,24 @@ class Settings:
     auth_enabled: bool = True
     # With no api_keys, the api role reads its key from this file (made on first start).
     bootstrap_key_file: Path | None = None
+    # False once managed keys took over: the keys above (and the file's) are then refused.
+    bootstrap_keys_enabled: bool = DEFAULTS["BOOTSTRAP_KEYS"] == "enabled"
+    # Refused key checks one client address may make at full speed (then one more a
+    # second); beyond that each further 401 to it is answered a second late.
+    auth_failure_burst: int = int(DEFAULTS["AUTH_FAILURE_BURST"])
     egress_allow: tuple[IPNetwork, ...] = ()
     egress_allow_hosts: frozenset[str] = frozenset()  # as domain.egress.host_key spells them
+    # Webhook calls one client address may make a second (0: no limit), and at once;
+    # per api process. IPv6 clients are counted by their /64.
+    ingest_ip_rate: float = float(DEFAULTS["INGEST_IP_RATE"])
+    ingest_ip_burst: int = int(DEFAULTS["INGEST_IP_BURST"])
+    # Peers whose X-Forwarded-For names the client (our reverse proxies); nobody's else.
+    trusted_proxies: tuple[IPNetwork, ...] = ()
     retention_active: timedelta = DEFAULT_DURATIONS["RETENTION_ACTIVE"]
     retention_total: timedelta = DEFAULT_DURATIONS["RETENTION_TOTAL"]
     retention_interval: timedelta = DEFAULT_DURATIONS["RETENTION_INTERVAL"]
+    # How long the audit trail keeps a row (the retention role deletes older ones).
+    audit_retention: timedelta = DEFAULT_DURATIONS["AUDIT_RETENTION"]
     log_level: str = DEFAULTS["LOG_LEVEL"]
     log_format: Literal["json", "text"] = "json"
     max_body_bytes: int = int(DEFAULTS["MAX_BODY_BYTES"])
@@ -281,11 +307,19 @@ class _Reader:
             ),
             auth_enabled=self._choice("AUTH", ("enabled", "disabled")) == "enabled",
             bootstrap_key_file=Path(raw) if (raw := self._get("BOOTSTRAP_KEY_FILE")) else None,
+            bootstrap_keys_enabled=(
+                self._choice("BOOTSTRAP_KEYS", ("enabled", "disabled")) == "enabled"
+            ),
+            auth_failure_burst=self._int("AUTH_FAILURE_BURST", 1, 100000, "a count"),
             egress_allow=self._cidrs(),
             egress_allow_hosts=self._hosts(),
+            ingest_ip_rate=self._rate("INGEST_IP_RATE"),
+            ingest_ip_burst=self._int("INGEST_IP_BURST", 1, 1_000_000, "a count"),
+            trusted_proxies=self._cidrs("TRUSTED_PROXIES"),
             retention_active=active,
             retention_total=total,
             retention_interval=self._duration("RETENTION_INTERVAL", timedelta(seconds=0.1)),
+            audit_retention=self._duration("AUDIT_RETENTION", timedelta(hours=1)),
             log_level=self._choice(
                 "LOG_LEVEL", ("trace", "debug", "info", "warning", "error", "critical")
             ).upper(),
@@ -382,16 +416,29 @@ class _Reader:
                     raise SettingsError("EVENTTRIGGER_EGRESS_ALLOW_HOSTS", str(exc)) from None
         return frozenset(hosts)
 
-    def _cidrs(self) -> tuple[IPNetwork, ...]:
+    def _rate(self, name: str) -> float:
+        raw = self._get(name)
+        try:
+            value = float(raw)
+        except ValueError:
+            value = -1.0
+        if not (value == 0 or 0.001 <= value <= 1_000_000):  # NaN fails this too
+            raise SettingsError(
+                f"EVENTTRIGGER_{name}",
+                f"{raw!r} is not a rate per second (0.001-1000000, or 0 for no limit)",
+            )
+        return value
+
+    def _cidrs(self, name: str = "EGRESS_ALLOW_CIDRS") -> tuple[IPNetwork, ...]:
         networks: list[IPNetwork] = []
-        for item in self._get("EGRESS_ALLOW_CIDRS").split(","):
+        for item in self._get(name).split(","):
             if not item.strip():
                 continue
             try:
                 networks.append(ipaddress.ip_network(item.strip(), strict=False))
             except ValueError:
                 raise SettingsError(
-                    "EVENTTRIGGER_EGRESS_ALLOW_CIDRS", f"{item.strip()!r} is not a CIDR"
+                    f"EVENTTRIGGER_{name}", f"{item.strip()!r} is not a CIDR"
                 ) from None
         return tuple(networks)
 
@@ -417,7 +464,14 @@ class _Reader:
             database=database,
             pool_size=self._int("DATABASE_POOL_SIZE", 1, 500, "a pool size"),
             tls=self._database_tls(url.query),
+            secrets=self._keyring(),
         )
+
+    def _keyring(self) -> Keyring:
+        try:
+            return parse_keyring(self._get("SECRET_KEY"))
+        except KeyringError as exc:
+            raise SettingsError("EVENTTRIGGER_SECRET_KEY", str(exc)) from None
 
     @staticmethod
     def _database_tls(query: str) -> DatabaseTls:

@@ -4,6 +4,7 @@
 # agree (`pip check`), then runs the tests that use what each floor is there for:
 #   jsonschema-rs  validator_for(offline=True), error kinds     tests/unit
 #   aiohttp        the SSRF guard's resolver hook (ResolveResult) tests/e2e/test_ssrf.py
+#   cryptography   AESGCM (signing secrets at rest)          tests/unit/test_secretbox.py
 #   starlette, uvicorn, asyncmy, aiokafka                     tests/api, tests/e2e (real
 #                  process, real MariaDB and Kafka)
 # Needs the network (PyPI) and `make services`; about 1-2 minutes, so it is a script for

@@ -15,6 +15,8 @@ from eventtrigger.store.migrate import migrate
 
 TEST_API_KEY = "test-key-0123456789"
 TABLES = (
+    "audit_log",
+    "api_keys",
     "delivery_attempts",
     "event_logs",
     "event_logs_archive",

@@ -116,9 +116,14 @@ class ApiClient:
             ) from None
 
     def pages(
-        self, path: str, query: Mapping[str, str | int | None], follow: bool
+        self,
+        path: str,
+        query: Mapping[str, str | int | None],
+        follow: bool,
+        cursor_param: str = "cursor",
     ) -> Iterator[dict[str, Any]]:
-        """The list page at `path`, then (when `follow`) each page its `next_cursor` names."""
+        """The list page at `path`, then (when `follow`) each page its `next_cursor` names
+        (sent back as `cursor_param`: the audit trail takes it as `before`)."""
         params = dict(query)
         while True:
             page = self.request("GET", path, query=params)
@@ -128,7 +133,7 @@ class ApiClient:
             cursor = page.get("next_cursor")
             if not follow or not cursor:
                 return
-            params["cursor"] = cursor
+            params[cursor_param] = cursor
 
 
 def _api_error(exc: urllib.error.HTTPError, method: str, path: str) -> ApiError:

@@ -27,7 +27,7 @@ from eventtrigger.client.api import ApiClient, ApiError, Unreachable
 
 OK, REFUSED, USAGE, SERVER = 0, 1, 2, 3
 DEFAULT_URL = "http://localhost:8080"
-GROUPS = ("triggers", "events")
+GROUPS = ("triggers", "events", "audit")
 
 EXIT_CODES = """\
 environment:
@@ -147,6 +147,18 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     _paging(listing)
     leaf(events, "get", "show one event", _events_get, "event")
     leaf(events, "replay", "deliver an event again as a new event", _events_replay, "event")
+
+    audit = group("audit", "read the audit trail of management changes (needs admin)")
+    listing = leaf(audit, "list", "list audit entries, newest first", _audit_list)
+    listing.add_argument("--target-id", help="only changes to this trigger, event or key")
+    listing.add_argument("--key-id", help="only changes made with this API key")
+    listing.add_argument(
+        "--before", help="older than this RFC 3339 time, or a next_cursor of a previous page"
+    )
+    listing.add_argument("--limit", type=int, help="entries per page, 1-200 (server default 50)")
+    listing.add_argument(
+        "--all", action="store_true", help="follow next_cursor until the last page"
+    )
 
 
 def _paging(parser: argparse.ArgumentParser) -> None:
@@ -379,9 +391,102 @@ def _events_replay(args: argparse.Namespace, client: ApiClient, out: TextIO) -> 
     return OK
 
 
+def _audit_list(args: argparse.Namespace, client: ApiClient, out: TextIO) -> int:
+    query: dict[str, str | int | None] = {
+        "target_id": args.target_id,
+        "key_id": args.key_id,
+        "before": args.before,
+        "limit": args.limit,
+    }
+    items: list[dict[str, Any]] = []
+    cursor: str | None = None
+    for page in client.pages("/audit", query, follow=args.all, cursor_param="before"):
+        items.extend(page.get("items") or [])
+        cursor = page.get("next_cursor")
+    if _wants_json(args):
+        _dump({"items": items, "next_cursor": cursor}, out)
+        return OK
+    print(render.audit_table(items, _now(), None), file=out)
+    if cursor:
+        print(f"(more: --before {cursor}, or --all)", file=sys.stderr)
+    return OK
+
+
 def _event_exists(client: ApiClient, event_id: str) -> bool:
     try:
         client.request("GET", f"/events/{_id(event_id)}")
     except (ApiError, Unreachable):
         return False
     return True
+
+
+# ---- keys: managed API keys (beside the local `keys show-bootstrap` of cli.py) --------
+
+
+def add_key_commands(keys: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `keys create|list|revoke` (HTTP API clients) to the `keys` subcommands."""
+    common = _common()
+
+    def leaf(
+        name: str, help_text: str, action: Callable[[argparse.Namespace, ApiClient, TextIO], int]
+    ) -> argparse.ArgumentParser:
+        parser = keys.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            parents=[common],
+            epilog=EXIT_CODES,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        parser.set_defaults(action=action)
+        return parser
+
+    create = leaf("create", "make an API key (it is printed once: keep it)", _keys_create)
+    create.add_argument("--name", required=True, help="what the key is for")
+    create.add_argument(
+        "--scope",
+        action="append",
+        required=True,
+        dest="scopes",
+        metavar="SCOPE",
+        help="triggers:read, triggers:write, events:read, events:write, keys:admin or "
+        "admin; repeat for more",
+    )
+    create.add_argument("--expires-at", help="an RFC 3339 time after which it is refused")
+    leaf("list", "list API keys (managed and bootstrap)", _keys_list)
+    revoke = leaf("revoke", "revoke an API key for good", _keys_revoke)
+    revoke.add_argument("id", help="the key id")
+
+
+def _keys_create(args: argparse.Namespace, client: ApiClient, out: TextIO) -> int:
+    body: dict[str, Any] = {"name": args.name, "scopes": args.scopes}
+    if args.expires_at is not None:
+        body["expires_at"] = args.expires_at
+    made = client.request("POST", "/keys", body=body)
+    if _wants_json(args):
+        _dump(made, out)
+        return OK
+    # The key alone on stdout (for `KEY=$(...)`); what it is on stderr.
+    print(made.get("key"), file=out)
+    print(
+        f"key {made.get('id')} {made.get('name')!r} ({', '.join(made.get('scopes') or [])}); "
+        "it is shown only now",
+        file=sys.stderr,
+    )
+    return OK
+
+
+def _keys_list(args: argparse.Namespace, client: ApiClient, out: TextIO) -> int:
+    page = client.request("GET", "/keys")
+    if _wants_json(args):
+        _dump(page, out)
+    else:
+        print(render.keys_table((page or {}).get("items") or [], _now(), None), file=out)
+    return OK
+
+
+def _keys_revoke(args: argparse.Namespace, client: ApiClient, out: TextIO) -> int:
+    client.request("DELETE", f"/keys/{_id(args.id)}")
+    if not _wants_json(args):  # 204: there is no JSON to print
+        print(f"revoked key {args.id}", file=out)
+    return OK

@@ -230,3 +230,42 @@ def event_detail(event: dict[str, Any], now: datetime, tz: tzinfo | None) -> str
         ("retention", str(event.get("retention", ""))),
     ]
     return _fields(pairs) + "\npayload:\n" + _json_block(event.get("payload"))
+
+
+def audit_table(items: Sequence[dict[str, Any]], now: datetime, tz: tzinfo | None) -> str:
+    """`audit list`: who changed what, newest first (field names only: the API has no
+    values to show)."""
+    if not items:
+        return "No audit entries."
+    headers = [f"AT ({zone_name(tz, now)})", "ACTION", "TARGET", "KEY", "FIELDS", "REQUEST"]
+    rows = [
+        [
+            local_time(e.get("at"), tz),
+            str(e.get("action", "")),
+            str(e.get("target_id") or "-"),
+            f"{_cut(e.get('key_name'), 24)} ({e.get('key_id', '')})",
+            ", ".join(str(f) for f in e.get("fields") or []) or "-",
+            str(e.get("request_id") or "-"),
+        ]
+        for e in items
+    ]
+    return table(headers, rows)
+
+
+def keys_table(items: Sequence[dict[str, Any]], now: datetime, tz: tzinfo | None) -> str:
+    """`keys list`: managed and bootstrap keys (never a key itself: the API has none)."""
+    if not items:
+        return "No keys."
+    headers = ["ID", "NAME", "PREFIX", "SCOPES", "EXPIRES", "LAST USED"]
+    rows = [
+        [
+            str(k.get("id", "")) + (" (bootstrap)" if k.get("bootstrap") else ""),
+            _cut(k.get("name")),
+            str(k.get("prefix", "")),
+            ",".join(str(s) for s in k.get("scopes") or []),
+            when(k.get("expires_at"), now, tz) if k.get("expires_at") else "never",
+            when(k.get("last_used_at"), now, tz) if k.get("last_used_at") else "-",
+        ]
+        for k in items
+    ]
+    return table(headers, rows)

@@ -10,6 +10,15 @@ on, or `BadJob` with a stable reason), and `dead_letter` / `rejected_message` ma
 copies for the dead-letter topic, which never carry a secret: the dead-letter topic is
 read by people and tools that have no business signing as the trigger.
 
+Job messages carry no signing secret either: Kafka (its logs, its replicas, every
+consumer of the topic) is not a place to keep them. The event id identifies the secrets
+a job is signed with, because the event row's snapshot is written once at firing and
+never changed: the worker reads them from that row in the transaction that leases the
+job (`with_secrets`), so a job can never be signed with other secrets than its firing
+took, and no cache can be stale. Messages written before this rule still carry them
+(`signing_secret` and a rotation's fields): `decode_job` accepts both shapes, and the
+worker signs such a message with its row's secrets as well.
+
 Bodies: POST, PUT and PATCH always send the payload as JSON, a `null` payload included
 (`request.body` is then None, which is why the method, not the body, decides whether a
 request has one); GET and DELETE send none. Messages published before this rule read the
@@ -86,8 +95,10 @@ class Job(TypedDict):
     request: JobRequest
     timeout: str | int | float
     retry: RetryPolicy
-    signing_secret: str
-    # Only while a rotation's previous secret may still sign (absent otherwise).
+    # Messages of earlier versions also carried the secrets: `signing_secret` and, during
+    # a rotation's grace, `previous_signing_secret` and `previous_secret_expires_at`.
+    # `decode_job` still accepts them; nothing publishes them any more.
+    signing_secret: NotRequired[str]
     previous_signing_secret: NotRequired[str]
     previous_secret_expires_at: NotRequired[str]
 
@@ -143,11 +154,11 @@ class NewEvent:
 
 
 def from_event(event: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
-    """The v1 job (a `Job`) for an event row (a dict with event_logs column names).
-
-    A previous secret whose grace ended by the event's firing (or by `now`, the publish
-    time, when given) is not copied: it could sign nothing, so it has no reason to travel.
+    """The v1 job (a `Job`) for an event row (a dict with event_logs column names): no
+    signing secret goes along (the worker reads them from the event row). `now`, the
+    publish time, is accepted for the callers that pass it; the job does not depend on it.
     """
+    del now  # the secrets, which it used to filter, stay in the row
     request = event["request"]
     method = request["method"]
     return {
@@ -168,27 +179,28 @@ def from_event(event: dict[str, Any], now: datetime | None = None) -> dict[str, 
         },
         "timeout": request["timeout"],
         "retry": request["retry"],
-        "signing_secret": request["signing_secret"],
-        # Only while a rotation's previous secret may still sign (absent otherwise).
-        **_rotation(request, max(_utc(event["fired_at"]), _utc(now or event["fired_at"]))),
     }
 
 
 job_message = from_event  # the name callers used before the contract had three ends
 
 
-def _utc(value: datetime) -> datetime:
-    """Naive times are UTC here (as the database's are)."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+def snapshot_secrets(request: Any) -> dict[str, str]:
+    """The signing fields of an event's request snapshot (the current secret and, after a
+    rotation, the previous one with its expiry): those that are non-empty strings."""
+    if not isinstance(request, dict):
+        return {}
+    return {k: v for k in SECRET_FIELDS if isinstance(v := request.get(k), str) and v}
 
 
-def _rotation(request: dict[str, Any], at: datetime) -> dict[str, Any]:
-    fields = {k: request[k] for k in _ROTATION_FIELDS if k in request}
-    try:
-        expired = parse_iso(fields["previous_secret_expires_at"]) <= at
-    except (KeyError, TypeError, ValueError, AttributeError):
-        return fields  # malformed or partial: the worker ignores it (`job_keys`)
-    return {} if expired else fields
+def with_secrets(job: dict[str, Any], secrets: dict[str, str]) -> dict[str, Any]:
+    """The job as the worker signs it, in memory only: the secrets of its event row
+    (`snapshot_secrets`) in place of any the message carried. A row without them (none
+    that we wrote) leaves a message's own, so an old message is signed as it always was.
+    Never published: dead-letter copies strip them again (`dead_letter`)."""
+    if "signing_secret" not in secrets:
+        return job
+    return {**{k: v for k, v in job.items() if k not in SECRET_FIELDS}, **secrets}
 
 
 def request_body(request: dict[str, Any]) -> bytes | None:
@@ -291,7 +303,10 @@ def decode_job(value: bytes | None) -> dict[str, Any]:
         raise BadJob("bad_field", "retry.max_attempts: expected an integer >= 1")
     _duration(policy, "initial_delay", "retry.")
     _duration(policy, "max_delay", "retry.")
-    _text(job, "signing_secret")
+    # Secrets are absent from the jobs we publish now; a message of an earlier version
+    # carries them, and then they must be whole. Null means absent.
+    if job.get("signing_secret") is not None:
+        _text(job, "signing_secret")
     # A rotation's fields are optional, and null means absent; present, they must be whole.
     previous = job.get("previous_signing_secret")
     expires = job.get("previous_secret_expires_at")
@@ -406,9 +421,7 @@ def job_bytes(payload: Any, request: dict[str, Any]) -> int:
         "source": "manual-test", "is_test_run": True, "scheduled_at": _SAMPLE_TIME,
         "fired_at": _SAMPLE_TIME, "payload": payload, "request": request, "attempts": 19,
     }  # fmt: skip
-    # The largest such job: a rotation's fields counted whatever their expiry says.
-    message = {**from_event(sample), **{k: request[k] for k in _ROTATION_FIELDS if k in request}}
-    return len(orjson.dumps(message))
+    return len(orjson.dumps(from_event(sample)))
 
 
 def message_key(message: dict[str, Any]) -> bytes:

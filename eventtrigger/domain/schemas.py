@@ -82,6 +82,30 @@ _JITTER: Schema = {
 }
 
 
+INGEST_RATE_LIMIT: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["per_second", "burst"],
+    "description": "Webhook triggers only; absent: no limit of the trigger's own. Calls "
+    "beyond it are answered 429 with Retry-After (whole seconds) and stored nowhere. "
+    "Counted in each api process: N api replicas allow up to N times this rate.",
+    "properties": {
+        "per_second": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "maximum": 1_000_000,
+            "description": "Calls a second, sustained (0.5: one every two seconds).",
+        },
+        "burst": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 1_000_000,
+            "description": "Calls accepted at once after a quiet spell.",
+        },
+    },
+}
+
+
 def _config(specific: dict[str, Schema], required: list[str], description: str) -> Schema:
     return {
         "type": "object",
@@ -94,7 +118,10 @@ def _config(specific: dict[str, Schema], required: list[str], description: str) 
 
 CONFIG_SCHEMAS: dict[str, Schema] = {
     "webhook": _config(
-        {"schema": {"type": "object", "description": "JSON Schema (draft 4 to 2020-12)."}},
+        {
+            "schema": {"type": "object", "description": "JSON Schema (draft 4 to 2020-12)."},
+            "ingest_rate_limit": INGEST_RATE_LIMIT,
+        },
         ["schema"],
         "Fires when JSON that passes `schema` is POSTed to the trigger's webhook URL.",
     ),

@@ -83,7 +83,7 @@ def signature_header(
 
 
 def job_keys(job: dict[str, Any]) -> SigningKeys:
-    """The signing keys a job message carries.
+    """The signing keys of a job as the worker holds it (the secrets come from its event row).
 
     The previous secret is optional and only ever adds a signature: if its fields are
     missing or malformed (an older message, a hand-made one) the job is signed with its

@@ -20,6 +20,7 @@ from eventtrigger.domain import schedule
 from eventtrigger.domain.durations import DurationError, format_duration, parse_duration
 from eventtrigger.domain.egress import Egress, IPNetwork, host_refusal
 from eventtrigger.domain.errors import FieldError, InvalidInput
+from eventtrigger.domain.ratelimit import Rate
 from eventtrigger.domain.retry import retry_span
 from eventtrigger.domain.schemas import (
     CONFIG_SCHEMAS,
@@ -43,6 +44,8 @@ MIN_TIMEOUT, MAX_TIMEOUT = timedelta(milliseconds=100), timedelta(minutes=2)
 MIN_INITIAL_DELAY, MAX_DELAY_CAP = timedelta(milliseconds=100), timedelta(hours=1)
 MIN_EVERY = timedelta(seconds=1)
 MAX_MISFIRE_GRACE, MAX_CRON_JITTER = timedelta(days=1), timedelta(hours=1)
+# A Retry-After of more than a day helps nobody; nor does a limit that slow.
+MIN_INGEST_PER_SECOND = 1 / 86400
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 header field name
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
 # We set these ourselves on every delivery; a user value would break signing or framing.
@@ -116,7 +119,7 @@ def _config_errors_only(kind: str, config: Any, now: datetime, limits: Limits) -
 
 def normalise_config(kind: str, config: Any, now: datetime, limits: Limits) -> dict[str, Any]:
     """Validate `config` of trigger type `kind`; its normalised form or InvalidInput."""
-    errors = CONFIGS[kind].errors(config, ("config",))
+    errors = [_only_webhooks_limit(e) for e in CONFIGS[kind].errors(config, ("config",))]
     if isinstance(config, dict):
         for name in ("payload", "schema"):
             errors += depth_errors(config.get(name), f"config.{name}")
@@ -128,6 +131,8 @@ def normalise_config(kind: str, config: Any, now: datetime, limits: Limits) -> d
         errors = user_schema_errors(config["schema"], "config.schema")
         checker.errors.extend(errors)
         out["schema"] = config["schema"]
+        if "ingest_rate_limit" in config:
+            out["ingest_rate_limit"] = checker.ingest_rate_limit(config["ingest_rate_limit"])
     elif kind == "time_scheduled":
         checker.one_time(config, out)
     elif kind == "cron_scheduled":
@@ -143,6 +148,20 @@ def normalise_config(kind: str, config: Any, now: datetime, limits: Limits) -> d
     if checker.errors:
         raise InvalidInput(checker.errors)
     return out
+
+
+def _only_webhooks_limit(error: FieldError) -> FieldError:
+    """The schema of a scheduled type knows no `ingest_rate_limit`; say why, not just
+    "unknown field"."""
+    if error.field == "config.ingest_rate_limit" and error.message.startswith("unknown field"):
+        return FieldError(error.field, "only webhook triggers take an ingest rate limit")
+    return error
+
+
+def ingest_rate(config: dict[str, Any]) -> Rate | None:
+    """A normalised webhook config's own rate limit, if it has one."""
+    limit = config.get("ingest_rate_limit")
+    return None if limit is None else Rate(limit["per_second"], limit["burst"])
 
 
 # Stand-ins for fields that failed structural checks, so the semantic checks can still
@@ -265,6 +284,16 @@ class _Checker:
                 "max_delay": format_duration(maximum),
             },
         }
+
+    def ingest_rate_limit(self, limit: dict[str, Any]) -> dict[str, Any]:
+        per_second = limit["per_second"]
+        if per_second < MIN_INGEST_PER_SECOND:
+            self.fail(
+                "config.ingest_rate_limit.per_second",
+                "must allow at least one call a day (1/86400, about 0.0000116)",
+            )
+        # JSON Schema counts 5.0 as an integer; stored as one.
+        return {"per_second": per_second, "burst": int(limit["burst"])}
 
     def endpoint(self, url: str) -> None:
         field = "config.endpoint"

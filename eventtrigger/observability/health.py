@@ -8,6 +8,9 @@ seconds); a loop that has not beaten for `stale_after` seconds is stalled.
 `/health` is public, so a flood of calls must not turn into a flood of connections to
 the database and Kafka: the dependency checks run at most once per `cache_seconds`, and
 callers arriving while a check runs wait for that one instead of starting their own.
+
+The report also says how signing secrets are stored (`secrets`: "encrypted" with
+EVENTTRIGGER_SECRET_KEY set, "plaintext" without), so an operator sees it at a glance.
 """
 
 from __future__ import annotations
@@ -18,6 +21,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 Check = Callable[[], Awaitable[float]]  # returns latency in ms, raises when unhealthy
+
+
+def secrets_mode(encrypted: bool) -> str:
+    """The report's `secrets` field: how signing secrets are written."""
+    return "encrypted" if encrypted else "plaintext"
 
 
 class Health:
@@ -31,8 +39,10 @@ class Health:
         stale_after: float = 30.0,
         cache_seconds: float = 1.0,
         monotonic: Callable[[], float] = time.monotonic,
+        secrets: str | None = None,  # `secrets_mode`; None: not reported
     ):
         self._monotonic = monotonic
+        self._secrets = secrets
         # role -> loop -> last beat; the main loop (named as the role) is known from the
         # start, the others from their first beat.
         self._beats: dict[str, dict[str, float]] = {role: {role: monotonic()} for role in roles}
@@ -65,6 +75,8 @@ class Health:
                 "stalled_loops": stalled,
             }
         body = {"status": "ok" if healthy else "unavailable", "roles": roles, "checks": checks}
+        if self._secrets is not None:
+            body["secrets"] = self._secrets
         return healthy, body
 
     def _fresh(self) -> tuple[bool, dict[str, Any]] | None:

@@ -33,6 +33,10 @@ LATENCY_BUCKETS = (
     600,
 )  # fmt: skip
 QUANTILES = (0.5, 0.95, 0.99)
+# Which limit refused a webhook call (eventtrigger_ingest_rate_limited_total{scope}).
+INGEST_LIMIT_SCOPES = ("trigger", "address")
+# Why a key check refused a request (eventtrigger_auth_failures_total{reason}).
+AUTH_FAILURE_REASONS = ("missing", "invalid", "expired", "revoked", "scope")
 disable_created_metrics()  # type: ignore[no-untyped-call]  # `_created` series only double the output; nobody graphs them
 RECENT_SECONDS = 300.0
 
@@ -144,6 +148,17 @@ class Metrics:
             "copied to the dead-letter topic and skipped",
             ["reason"], registry=r,
         )  # fmt: skip
+        self.auth_failures = Counter(
+            "eventtrigger_auth_failures_total",
+            "Management API requests refused by the key check, by reason",
+            ["reason"], registry=r,
+        )  # fmt: skip
+        self.ingest_rate_limited = Counter(
+            "eventtrigger_ingest_rate_limited_total",
+            "Webhook calls answered 429 by a rate limit: the trigger's own "
+            "(config.ingest_rate_limit) or the per-client-address one",
+            ["scope"], registry=r,
+        )  # fmt: skip
         self.recent_lateness = RecentWindow()
         self.recent_delivery = RecentWindow()
         r.register(_RecentQuantiles(
@@ -162,6 +177,10 @@ class Metrics:
             self.delivery_attempts.labels(outcome)
         for reason in REJECT_REASONS:
             self.jobs_rejected.labels(reason)
+        for scope in INGEST_LIMIT_SCOPES:
+            self.ingest_rate_limited.labels(scope)
+        for reason in AUTH_FAILURE_REASONS:
+            self.auth_failures.labels(reason)
 
     def observe_lateness(self, seconds: float) -> None:
         self.fire_lateness.observe(seconds)

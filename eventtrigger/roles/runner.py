@@ -22,7 +22,7 @@ from eventtrigger.bus import KafkaProbe, Publisher, ensure_topics
 from eventtrigger.clock import SystemClock
 from eventtrigger.config import Settings
 from eventtrigger.domain.retention import Windows
-from eventtrigger.observability.health import Check, Health
+from eventtrigger.observability.health import Check, Health, secrets_mode
 from eventtrigger.observability.metrics import Metrics
 from eventtrigger.observability.stats import StatsKeeper
 from eventtrigger.resources import Resources
@@ -118,7 +118,7 @@ async def run(settings: Settings, roles: tuple[str, ...]) -> None:
         settings=settings,
         clock=SystemClock(),
         db=db,
-        health=Health(roles, checks),
+        health=Health(roles, checks, secrets=secrets_mode(settings.database.secrets.enabled)),
         metrics=metrics,
         stats=StatsKeeper(db, windows, metrics),
         publisher=publisher,

@@ -61,6 +61,7 @@ from eventtrigger.domain.jobs import (
     dead_letter,
     rejected_message,
     scheduled_time,
+    with_secrets,
 )
 from eventtrigger.resources import Resources
 from eventtrigger.roles.worker_hosts import (
@@ -77,6 +78,7 @@ from eventtrigger.roles.worker_outcomes import attempt_outcome, store_outcomes
 from eventtrigger.store import deliveries
 from eventtrigger.store.db import TRANSIENT_ERRORS, retry_conflicts
 from eventtrigger.store.deliveries import Attempt
+from eventtrigger.store.secrets import EventSecrets, event_secrets
 
 # Held and Host are the worker's in-memory jobs and hosts, kept importable from here.
 __all__ = ["Held", "Host", "Offsets", "Worker", "read_job", "run"]
@@ -246,16 +248,21 @@ class Worker:
             cap = soon_cap(per_host, seconds, self.host_cap)
             hosts[name] = (state.held, cap, seconds, state.parked_until)
 
-        async def claim() -> tuple[dict[str, bool], Plan]:
+        async def claim() -> tuple[dict[str, bool], Plan, EventSecrets]:
             async with self.res.db.transaction() as tx:
                 taken = await deliveries.claim_jobs(tx, attempts, self.owner, now, now + self.lease)
                 mine = [h for h in fresh.values() if h.event_id in taken]
                 plan = plan_batch(mine, taken, hosts, per_host, now)
                 if plan.park:
                     await deliveries.park(tx, plan.park, self.owner)
-                return taken, plan
+                # Jobs carry no secrets: those of the jobs held here come from their rows.
+                keys = await event_secrets(tx, [h.event_id for h in plan.keep])
+                return taken, plan, keys
 
-        taken, plan = await self._db(claim)
+        taken, plan, keys = await self._db(claim)
+        for item in plan.keep:
+            item.job = with_secrets(item.job, keys.found.get(item.event_id, {}))
+            item.secret_error = keys.unreadable.get(item.event_id)
         for name, line in plan.lines.items():
             self._host(name).parked_until = line
         parked: dict[str, list[Held]] = defaultdict(list)
@@ -389,7 +396,14 @@ class Worker:
         self.res.metrics.jobs_processing.inc()
         try:
             try:
-                result = await self.deliverer.send(item.job, started_at)
+                if item.secret_error is not None:
+                    # Another process wrote it under a key this one lacks: retried (by
+                    # any worker), never sent unsigned.
+                    result = Result(None, f"signing secret: {item.secret_error}", None)
+                elif "signing_secret" in item.job:
+                    result = await self.deliverer.send(item.job, started_at)
+                else:  # no row of ours lacks one; an attempt cannot go out unsigned
+                    result = Result(None, "no signing secret for this event", None, True)
             except Exception as exc:  # a bug must not leave the event re-sent forever
                 self.log.bind(action="delivery_error", event_id=item.event_id).exception(
                     "delivery raised"

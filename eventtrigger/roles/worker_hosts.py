@@ -36,6 +36,8 @@ class Held:
     twins: list[tuple[TopicPartition, int]] = field(default_factory=list)
     started: bool = False
     counted: bool = False  # in its host's `held` count until settled
+    # Why its event's signing secret could not be decrypted here (None: it could).
+    secret_error: str | None = None
 
     @property
     def event_id(self) -> str:

@@ -54,6 +54,7 @@ import orjson
 from asyncmy.cursors import DictCursor
 
 from eventtrigger.config import DatabaseSettings
+from eventtrigger.domain.secretbox import Keyring
 from eventtrigger.store.tls import describe_refusal, ssl_context
 
 Row = dict[str, Any]
@@ -217,11 +218,18 @@ class Tx:
     """
 
     def __init__(
-        self, cursor: DictCursor, *, autocommit: bool = False, limit: float | None = None
+        self,
+        cursor: DictCursor,
+        *,
+        autocommit: bool = False,
+        limit: float | None = None,
+        secrets: Keyring | None = None,
     ) -> None:
         self._cursor = cursor
         self._autocommit = autocommit
         self._limit = limit  # seconds a statement may wait for the server (None: no bound)
+        # Reads and writes the signing-secret columns (EVENTTRIGGER_SECRET_KEY).
+        self.secrets = secrets if secrets is not None else Keyring()
 
     async def _run(self, statement: Callable[[], Awaitable[T]]) -> T:
         async def bounded() -> T:
@@ -285,6 +293,11 @@ class Database:
         # Connections whose socket already has our keepalive options.
         self._tuned: weakref.WeakSet[Any] = weakref.WeakSet()
 
+    @property
+    def secrets(self) -> Keyring:
+        """The keys of the signing-secret columns (EVENTTRIGGER_SECRET_KEY)."""
+        return self._settings.secrets
+
     def _params(self) -> dict[str, Any]:
         s = self._settings
         return {
@@ -319,6 +332,15 @@ class Database:
                 **self._params(),
             ),
         )
+        # Keys that cannot read the stored signing secrets would fail every delivery (and
+        # every firing of a rotated trigger): refuse to start instead, saying why.
+        from eventtrigger.store.secrets import check_keys
+
+        try:
+            await check_keys(self)
+        except BaseException:
+            await self.close()
+            raise
 
     async def _inspect_server(self) -> str:
         """Refuse a server we cannot run on (`check_server`), then name the session's
@@ -380,7 +402,7 @@ class Database:
         """A connection in autocommit mode: each statement commits by itself (and is run
         again if it loses a lock conflict)."""
         async with self._acquire() as conn, conn.cursor(DictCursor) as cursor:
-            yield Tx(cursor, autocommit=True, limit=self._statement_timeout)
+            yield Tx(cursor, autocommit=True, limit=self._statement_timeout, secrets=self.secrets)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
@@ -392,7 +414,7 @@ class Database:
                 await conn.begin()
             try:
                 async with conn.cursor(DictCursor) as cursor:
-                    yield Tx(cursor, limit=limit)
+                    yield Tx(cursor, limit=limit, secrets=self.secrets)
             except BaseException:
                 # A connection lost or timed out is closed already and the server rolls
                 # back on its own; a ROLLBACK there would only hide the error behind
@@ -427,7 +449,7 @@ class Database:
                 await cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                 await cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
             try:
-                yield Tx(cursor, limit=limit)
+                yield Tx(cursor, limit=limit, secrets=self.secrets)
             finally:
                 if conn.connected:  # read only: nothing to keep
                     async with asyncio.timeout(limit):

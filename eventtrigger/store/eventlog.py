@@ -11,6 +11,7 @@ from eventtrigger.domain.times import FAR_FUTURE
 from eventtrigger.store.db import Database, Row, read_time
 from eventtrigger.store.events import decode_event
 from eventtrigger.store.queries import Q
+from eventtrigger.store.secrets import open_snapshot
 
 HOT, ARCHIVE = "event_logs", "event_logs_archive"
 
@@ -78,7 +79,7 @@ async def replay_source(db: Database, event_id: str) -> Row | None:
         for table in (HOT, ARCHIVE):
             row = await tx.fetch_one(Q["eventlog.replay_source"].format(table=table), (event_id,))
             if row is not None:
-                return decode_event(row)
+                return _replayable(db, decode_event(row))
     return None
 
 
@@ -95,7 +96,14 @@ async def replay_sources(
             for row in await tx.fetch_all(query, [lower, upper, *extra_args, limit]):
                 found.setdefault(row["id"], row)
     rows = sorted(found.values(), key=lambda r: (r["fired_at"], r["id"]))
-    return [decode_event(r) for r in rows[:limit]]
+    return [_replayable(db, decode_event(r)) for r in rows[:limit]]
+
+
+def _replayable(db: Database, row: Row) -> Row:
+    """A replay's source with its snapshot's secrets decrypted: the replay is a new event,
+    whose snapshot is encrypted again under its own id."""
+    row["request"] = open_snapshot(db.secrets, row["id"], row["request"])
+    return row
 
 
 async def attempts(db: Database, event_id: str) -> list[Row]:

@@ -10,6 +10,7 @@ from typing import Any
 from eventtrigger.domain.jobs import NewEvent
 from eventtrigger.store.db import Row, Tx, read_json, read_time, write_json
 from eventtrigger.store.queries import Q
+from eventtrigger.store.secrets import seal_snapshot
 
 
 def in_list(query: str, ids: Sequence[Any]) -> str:
@@ -33,7 +34,8 @@ async def insert_events(tx: Tx, events: Sequence[NewEvent], now: datetime) -> No
                 e.scheduled_at,
                 e.fired_at,
                 write_json(e.payload),
-                write_json(e.request),
+                # Its secrets encrypted under the event id (with EVENTTRIGGER_SECRET_KEY).
+                write_json(seal_snapshot(tx.secrets, e.id, e.request)),
                 "pending",
                 0,
                 e.next_attempt_at,

@@ -11,7 +11,7 @@ from typing import Any
 
 from eventtrigger.domain.jobs import NewEvent
 from eventtrigger.domain.signing import SigningKeys
-from eventtrigger.store.db import Database, Tx, read_json, read_time
+from eventtrigger.store.db import Database, Row, Tx, read_json, read_time
 from eventtrigger.store.events import in_list, insert_events
 from eventtrigger.store.queries import Q
 
@@ -62,14 +62,21 @@ async def lock_for_fire(tx: Tx, ids: Sequence[int], owner: str) -> list[Due]:
             trigger_status=r["status"],
             config=read_json(r["config"]),
             signing_secret=SigningKeys(
-                r["signing_secret"],
-                r["previous_signing_secret"],
+                tx.secrets.open(r["signing_secret"], r["trigger_id"], "signing_secret"),
+                _previous(tx, r),
                 read_time(r["previous_secret_expires_at"]),
             ),
             nominal_at=read_time(r["nominal_at"]),
         )
         for r in rows
     ]
+
+
+def _previous(tx: Tx, row: Row) -> str | None:
+    value = row["previous_signing_secret"]
+    if value is None:
+        return None
+    return tx.secrets.open(value, row["trigger_id"], "previous_signing_secret")
 
 
 async def held_elsewhere(tx: Tx, ids: Sequence[int], owner: str) -> list[int]:

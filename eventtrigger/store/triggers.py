@@ -10,13 +10,16 @@ from datetime import datetime
 from typing import Any
 
 from eventtrigger.clock import Clock
+from eventtrigger.domain.audit import AuditEntry
 from eventtrigger.domain.policies import fire_time
 from eventtrigger.domain.signing import SigningKeys
 from eventtrigger.domain.triggers import PatchPlan
+from eventtrigger.store import audit as audit_log
 from eventtrigger.store import autopause
 from eventtrigger.store.db import Database, Row, Tx, read_json, read_time, write_json
 from eventtrigger.store.events import in_list
 from eventtrigger.store.queries import Q
+from eventtrigger.store.secrets import open_trigger_row, rotate_trigger_secret, seal_trigger
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,8 @@ def fingerprint(record: TriggerRecord) -> Fingerprint:
 
 async def fingerprints(tx: Tx, ids: Sequence[str]) -> dict[str, Fingerprint]:
     """The current fingerprint of each of these triggers that still exists."""
-    rows = await tx.fetch_all(in_list(Q["triggers.select_fingerprints"], ids), list(ids))
+    found = await tx.fetch_all(in_list(Q["triggers.select_fingerprints"], ids), list(ids))
+    rows = [open_trigger_row(tx.secrets, r) for r in found]
     return {
         row["id"]: (
             row["status"],
@@ -114,16 +118,20 @@ class TriggerStore:
         first_fire: datetime | None,
         now: datetime,
         webhook_token: str | None = None,  # a webhook trigger's URL token
+        audit: AuditEntry | None = None,  # the change's audit row, written with it
     ) -> TriggerRecord:
 
         async def work(tx: Tx) -> TriggerRecord | None:
             await tx.execute(
                 Q["triggers.insert"],
-                (trigger_id, name, kind, status, write_json(config), signing_secret,
+                (trigger_id, name, kind, status, write_json(config),
+                 seal_trigger(tx.secrets, trigger_id, "signing_secret", signing_secret),
                  webhook_token, now, now),
             )  # fmt: skip
             if first_fire is not None and status == "active":
                 await add_occurrence(tx, trigger_id, first_fire, now, config)
+            if audit is not None:
+                await audit_log.record(tx, audit)
             return await _select(tx, trigger_id)
 
         record = await self.db.run(work)
@@ -138,10 +146,10 @@ class TriggerStore:
         """The trigger whose webhook URL ends in `token` (never log the token)."""
         async with self.db.connection() as tx:
             row = await tx.fetch_one(Q["triggers.select_by_token"], (token,))
-        return None if row is None else _record(row)
+        return None if row is None else _record(open_trigger_row(tx.secrets, row))
 
     async def set_webhook_token(
-        self, trigger_id: str, token: str, now: datetime
+        self, trigger_id: str, token: str, now: datetime, audit: AuditEntry | None = None
     ) -> TriggerRecord | None:
         """Give a webhook trigger a new URL token; the old one stops matching on commit.
         None if there is no webhook trigger with that id."""
@@ -149,20 +157,27 @@ class TriggerStore:
         async def work(tx: Tx) -> TriggerRecord | None:
             if await tx.execute(Q["triggers.set_webhook_token"], (token, now, trigger_id)) != 1:
                 return None
+            if audit is not None:
+                await audit_log.record(tx, audit)
             return await _select(tx, trigger_id)
 
         return await self.db.run(work)
 
     async def rotate_secret(
-        self, trigger_id: str, secret: str, previous_expires_at: datetime, now: datetime
+        self,
+        trigger_id: str,
+        secret: str,
+        previous_expires_at: datetime,
+        now: datetime,
+        audit: AuditEntry | None = None,
     ) -> TriggerRecord | None:
         """Make `secret` current; the one it replaces keeps signing until
         `previous_expires_at`. None if the trigger does not exist."""
 
         async def work(tx: Tx) -> TriggerRecord | None:
-            await tx.execute(
-                Q["triggers.rotate_secret"], (previous_expires_at, secret, now, trigger_id)
-            )
+            rotated = await rotate_trigger_secret(tx, trigger_id, secret, previous_expires_at, now)
+            if rotated and audit is not None:  # a trigger deleted meanwhile: no change
+                await audit_log.record(tx, audit)
             return await _select(tx, trigger_id)
 
         return await self.db.run(work)
@@ -181,9 +196,9 @@ class TriggerStore:
             rows = await tx.fetch_all(
                 Q["triggers.list"], (kind, kind, status, status, at, at, at, last, limit)
             )
-        return [_record(r) for r in rows]
+        return [_record(open_trigger_row(tx.secrets, r)) for r in rows]
 
-    async def delete(self, trigger_id: str) -> bool:
+    async def delete(self, trigger_id: str, audit: AuditEntry | None = None) -> bool:
         """Remove the trigger and its pending occurrences; False if there was none.
 
         Fired and cancelled occurrences stay for retention to prune: deleting (and so
@@ -196,14 +211,17 @@ class TriggerStore:
             if await lock(tx, trigger_id) is None:
                 return False
             await tx.execute(Q["triggers.delete_occurrences"], (trigger_id,))
-            return await tx.execute(Q["triggers.delete"], (trigger_id,)) == 1
+            deleted = await tx.execute(Q["triggers.delete"], (trigger_id,)) == 1
+            if deleted and audit is not None:
+                await audit_log.record(tx, audit)
+            return deleted
 
         return await self.db.run(work)
 
 
 async def _select(tx: Tx, trigger_id: str) -> TriggerRecord | None:
     row = await tx.fetch_one(Q["triggers.select"], (trigger_id,))
-    return None if row is None else _record(row)
+    return None if row is None else _record(open_trigger_row(tx.secrets, row))
 
 
 async def lock(tx: Tx, trigger_id: str) -> Row | None:
@@ -252,8 +270,16 @@ async def update(
     )
 
 
+# The audit row of a PATCH, from the row before it, the plan and the `now` it ran at.
+PatchAudit = Callable[[Row, PatchPlan, datetime], AuditEntry]
+
+
 async def apply_patch(
-    db: Database, trigger_id: str, decide: Callable[[Row, datetime], PatchPlan], clock: Clock
+    db: Database,
+    trigger_id: str,
+    decide: Callable[[Row, datetime], PatchPlan],
+    clock: Clock,
+    audit: PatchAudit | None = None,
 ) -> TriggerRecord | None:
     """Lock the trigger, let `decide(row, now)` plan the change (it may raise), apply it.
 
@@ -261,11 +287,15 @@ async def apply_patch(
     then in the past, so the plan never re-adds an occurrence that already fired.
     None if the trigger does not exist. Run again from the start if it loses a deadlock.
     """
-    return await db.run(lambda tx: _apply_patch(tx, trigger_id, decide, clock))
+    return await db.run(lambda tx: _apply_patch(tx, trigger_id, decide, clock, audit))
 
 
 async def _apply_patch(
-    tx: Tx, trigger_id: str, decide: Callable[[Row, datetime], PatchPlan], clock: Clock
+    tx: Tx,
+    trigger_id: str,
+    decide: Callable[[Row, datetime], PatchPlan],
+    clock: Clock,
+    audit: PatchAudit | None,
 ) -> TriggerRecord | None:
     await lock_pending(tx, trigger_id)
     row = await lock(tx, trigger_id)
@@ -288,4 +318,6 @@ async def _apply_patch(
         await cancel_occurrences(tx, trigger_id, now)
         if plan.next_fire_at is not None:
             await add_occurrence(tx, trigger_id, plan.next_fire_at, now, plan.config)
+    if audit is not None:
+        await audit_log.record(tx, audit(row, plan, now))
     return await _select(tx, trigger_id)

@@ -78,8 +78,9 @@ async def test_health_is_200_with_roles_and_dependency_checks(
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("application/json")
     body = response.json()
-    assert set(body) == {"status", "roles", "checks"}
+    assert set(body) == {"status", "roles", "checks", "secrets"}
     assert body["status"] == "ok"
+    assert body["secrets"] == "plaintext"  # the test server sets no EVENTTRIGGER_SECRET_KEY
 
     assert set(body["roles"]) == {"api"}
     api = body["roles"]["api"]

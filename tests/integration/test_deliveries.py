@@ -17,10 +17,11 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from eventtrigger.config import Settings
-from eventtrigger.domain.jobs import NewEvent, decode_job
+from eventtrigger.domain.jobs import NewEvent, decode_job, snapshot_secrets, with_secrets
+from eventtrigger.domain.signing import job_keys
 from eventtrigger.ids import new_id
 from eventtrigger.store import deliveries
-from eventtrigger.store.db import Database, read_time
+from eventtrigger.store.db import Database, read_json, read_time
 from eventtrigger.store.deliveries import Attempt
 from eventtrigger.store.events import insert_events
 from tests.conftest import TEST_API_KEY
@@ -200,7 +201,7 @@ async def _jobs_on(settings: Settings, topic: str, event_ids: set[str]) -> dict[
     return found
 
 
-async def test_a_webhook_call_after_the_grace_publishes_no_previous_secret(
+async def test_calls_around_a_rotation_publish_no_secret_and_sign_with_the_new_one_after_it(
     migrated: Settings, db: Database, tmp_path: Path
 ) -> None:
     topic = f"eventtrigger.test.grace.{secrets.token_hex(4)}"
@@ -239,10 +240,24 @@ async def test_a_webhook_call_after_the_grace_publishes_no_previous_secret(
             await admin.close()
 
     old, new = trigger["signing_secret"], rotated.json()["signing_secret"]
-    assert decode_job(jobs[before.json()["event_id"]])["signing_secret"] == old
+    for raw in jobs.values():  # no job carries a secret: the worker reads its row's
+        assert old.encode() not in raw and new.encode() not in raw
+        assert not [k for k in decode_job(raw) if "secret" in k]
+    signed = {}
+    async with db.connection() as tx:
+        for event_id in jobs:
+            row = await tx.fetch_one(
+                "SELECT request, fired_at FROM event_logs WHERE id = %s", (event_id,)
+            )
+            assert row is not None
+            job = with_secrets(
+                decode_job(jobs[event_id]), snapshot_secrets(read_json(row["request"]))
+            )
+            signed[event_id] = (job_keys(job), read_time(row["fired_at"]))
+    keys, _ = signed[before.json()["event_id"]]
+    assert keys.secret == old
     for event_id in after:
-        job = decode_job(jobs[event_id])
-        assert job["signing_secret"] == new
-        assert "previous_signing_secret" not in job
-        assert "previous_secret_expires_at" not in job
-        assert old.encode() not in jobs[event_id]
+        keys, fired_at = signed[event_id]
+        assert fired_at is not None
+        # The previous secret may sit in the snapshot with its past expiry; it signs nothing.
+        assert keys.secret == new and keys.previous_at(fired_at) is None

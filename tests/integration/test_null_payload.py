@@ -17,7 +17,7 @@ from aiohttp import web
 from standardwebhooks.webhooks import Webhook
 
 from eventtrigger.delivery import Deliverer
-from eventtrigger.domain.jobs import decode_job, job_message
+from eventtrigger.domain.jobs import decode_job, job_message, snapshot_secrets, with_secrets
 from eventtrigger.ids import new_id, new_signing_secret
 
 SECRET = new_signing_secret()
@@ -70,17 +70,18 @@ async def deliverer() -> AsyncIterator[Deliverer]:
 
 def _job(url: str, method: str, payload: Any) -> dict[str, Any]:
     now = datetime.now(UTC)
+    request = {
+        "url": url, "method": method, "headers": {}, "timeout": "5s",
+        "retry": {"max_attempts": 1, "initial_delay": "1s", "max_delay": "1s"},
+        "signing_secret": SECRET,
+    }  # fmt: skip
     built = job_message({
         "id": new_id(now), "trigger_id": new_id(now), "trigger_type": "webhook",
         "source": "api", "is_test_run": False, "scheduled_at": now, "fired_at": now,
-        "payload": payload, "attempts": 0,
-        "request": {
-            "url": url, "method": method, "headers": {}, "timeout": "5s",
-            "retry": {"max_attempts": 1, "initial_delay": "1s", "max_delay": "1s"},
-            "signing_secret": SECRET,
-        },
+        "payload": payload, "attempts": 0, "request": request,
     })  # fmt: skip
-    return decode_job(orjson.dumps(built))  # as the worker reads it from Kafka
+    # As the worker reads it from Kafka, with its row's secrets to sign with.
+    return with_secrets(decode_job(orjson.dumps(built)), snapshot_secrets(request))
 
 
 async def _deliver(deliverer: Deliverer, endpoint: Endpoint, job: dict[str, Any]) -> Received:

@@ -77,9 +77,17 @@ def test_message_carries_everything_needed_to_deliver() -> None:
         },
         "timeout": "10s",
         "retry": {"max_attempts": 5, "initial_delay": "2s", "max_delay": "5m"},
-        "signing_secret": SECRET,
     }
     assert scheduled_time(message) == AT
+
+
+def test_no_job_carries_a_secret_whatever_its_snapshot_holds() -> None:
+    event = _event()
+    event["request"] = {**event["request"], **ROTATING}
+    for attempts in (0, 3):
+        message = job_message({**event, "attempts": attempts})
+        assert not [k for k in message if "secret" in k]
+        assert "whsec_" not in orjson.dumps(message).decode()
 
 
 @pytest.mark.parametrize("method", ["GET", "DELETE"])
@@ -116,8 +124,9 @@ GOOD: dict[str, Any] = {
     "request": {"url": "http://127.0.0.1/x", "method": "POST", "headers": {}, "body": None},
     "timeout": "10s",
     "retry": {"max_attempts": 5, "initial_delay": "2s", "max_delay": "5m"},
-    "signing_secret": SECRET,
 }
+# A message published before jobs stopped carrying secrets (still in flight at upgrade).
+OLD_SHAPE: dict[str, Any] = {**GOOD, "signing_secret": SECRET}
 
 
 def _without(path: str) -> dict[str, Any]:
@@ -159,12 +168,14 @@ def test_a_complete_job_decodes_as_it_was_built() -> None:
         _with("request.body", {"a": [1, None]}),
         _with("timeout", 2.5),
         _with("scheduled_at", "2026-01-01T01:00:00+01:00"),
+        OLD_SHAPE,
+        {**OLD_SHAPE, "signing_secret": None},  # null means absent
         {
-            **GOOD,
+            **OLD_SHAPE,
             "previous_signing_secret": SECRET,
             "previous_secret_expires_at": "2026-01-02T00:00:00Z",
         },
-        {**GOOD, "previous_signing_secret": None, "previous_secret_expires_at": None},
+        {**OLD_SHAPE, "previous_signing_secret": None, "previous_secret_expires_at": None},
         _without("trigger_type"),  # informative only
     ],
 )
@@ -257,8 +268,7 @@ MALFORMED = [
     (_without("retry.initial_delay"), "missing_field", "retry.initial_delay"),
     (_with("retry.initial_delay", "later"), "bad_field", "retry.initial_delay"),
     (_with("retry.max_delay", [1]), "bad_field", "retry.max_delay"),
-    (_without("signing_secret"), "missing_field", "signing_secret"),
-    (_with("signing_secret", None), "bad_field", "signing_secret"),
+    (_with("signing_secret", ""), "bad_field", "signing_secret"),
     (_with("signing_secret", 7), "bad_field", "signing_secret"),
     ({**GOOD, "previous_signing_secret": SECRET}, "missing_field", "previous_secret_expires_at"),
     (
@@ -339,7 +349,8 @@ ROTATING = {
 
 
 def test_the_dead_letter_copy_is_the_job_with_why_and_no_secret() -> None:
-    job = {**job_message(_event()), **ROTATING}
+    # The job as the worker holds it (its row's secrets added in memory to sign with).
+    job = {**job_message(_event()), "signing_secret": SECRET, **ROTATING}
     copy = dead_letter(job, "HTTP 500: boom", 500)
     assert copy == {
         **{k: v for k, v in job.items() if k not in ("signing_secret", *ROTATING)},
@@ -419,13 +430,13 @@ def test_an_endpoint_key_survives_a_host_idna_refuses() -> None:
     assert endpoint_key("http://a..b/").startswith("http://a..b")
 
 
-def test_the_size_at_the_door_counts_a_rotations_fields_whatever_their_expiry() -> None:
+def test_the_size_at_the_door_is_the_jobs_which_no_secret_adds_to() -> None:
     request = _event()["request"]
     rotating = {
         **request,
         "previous_signing_secret": SECRET,
         "previous_secret_expires_at": "2000-01-01T00:00:00.000001Z",  # long past
     }
-    fields = orjson.dumps({k: v for k, v in rotating.items() if k not in request})
-    extra = len(fields) - 1  # their text and a comma each, not the braces
-    assert job_bytes({"a": 1}, rotating) == job_bytes({"a": 1}, request) + extra
+    assert job_bytes({"a": 1}, rotating) == job_bytes({"a": 1}, request)
+    sample = {**_event(attempts=19), "id": "0" * 26, "trigger_id": "0" * 26}
+    assert job_bytes({"a": 1}, request) >= len(orjson.dumps(job_message(sample)))

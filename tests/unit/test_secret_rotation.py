@@ -14,7 +14,12 @@ import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from eventtrigger.domain.errors import InvalidInput
-from eventtrigger.domain.jobs import job_message, request_snapshot
+from eventtrigger.domain.jobs import (
+    job_message,
+    request_snapshot,
+    snapshot_secrets,
+    with_secrets,
+)
 from eventtrigger.domain.signing import (
     DEFAULT_GRACE,
     SigningKeys,
@@ -84,23 +89,34 @@ def test_a_standard_webhooks_receiver_accepts_either_secret_during_the_grace_onl
     assert _accepts(NEW, after) and not _accepts(OLD, after)
 
 
-def test_the_job_message_carries_the_previous_secret_and_its_expiry_only_when_rotating() -> None:
+def test_jobs_carry_no_secret_and_the_worker_signs_with_the_snapshots() -> None:
     event: dict[str, Any] = {
         "id": "E1", "trigger_id": "T1", "trigger_type": "webhook", "source": "api",
         "is_test_run": False, "scheduled_at": NOW, "fired_at": NOW, "payload": {"a": 1},
         "attempts": 0,
     }  # fmt: skip
-    plain = job_message({**event, "request": request_snapshot(CONFIG, NEW)})
-    assert "previous_signing_secret" not in plain
-    assert job_keys(plain) == SigningKeys(NEW)
+    plain_request = request_snapshot(CONFIG, NEW)
+    plain = job_message({**event, "request": plain_request})
+    assert not [k for k in plain if "secret" in k] and NEW not in str(plain)
+    signed = with_secrets(plain, snapshot_secrets(plain_request))
+    assert job_keys(signed) == SigningKeys(NEW)
 
     expires = NOW + timedelta(hours=24, microseconds=5)
     keys = SigningKeys(NEW, OLD, expires)
-    rotating = job_message({**event, "request": request_snapshot(CONFIG, keys)})
-    assert rotating["signing_secret"] == NEW
-    assert rotating["previous_signing_secret"] == OLD
-    assert rotating["previous_secret_expires_at"] == "2026-12-02T12:00:00.000005Z"
-    assert job_keys(rotating) == keys  # the worker reads back exactly what was snapshotted
+    request = request_snapshot(CONFIG, keys)
+    rotating = job_message({**event, "request": request})
+    assert not [k for k in rotating if "secret" in k]
+    assert NEW not in str(rotating) and OLD not in str(rotating)
+    assert request["previous_secret_expires_at"] == "2026-12-02T12:00:00.000005Z"
+    # The worker reads back exactly what was snapshotted.
+    assert job_keys(with_secrets(rotating, snapshot_secrets(request))) == keys
+
+
+def test_an_old_message_carrying_secrets_is_signed_with_its_rows_secrets() -> None:
+    old_message = {"event_id": "E1", "signing_secret": OLD, "previous_signing_secret": OLD}
+    assert job_keys(with_secrets(old_message, {"signing_secret": NEW})) == SigningKeys(NEW)
+    # A row without any (none that we wrote) leaves the message's own.
+    assert with_secrets(old_message, {}) == old_message
 
 
 @pytest.mark.parametrize(
@@ -181,22 +197,21 @@ def test_a_snapshot_taken_after_the_grace_leaves_the_previous_secret_out(
 
 
 @pytest.mark.parametrize("after", [timedelta(0), timedelta(seconds=1), timedelta(days=2)])
-def test_a_job_fired_after_the_grace_carries_no_previous_secret(after: timedelta) -> None:
+def test_an_attempt_after_the_grace_is_signed_with_the_new_secret_only(after: timedelta) -> None:
     # The webhook path's snapshot (a cached trigger record, say) still holds the previous
-    # secret and its past expiry: the job built from it must not carry them on.
+    # secret and its past expiry: an attempt made after it carries one signature.
     event = _event(EXPIRES + after)
     assert event["request"]["previous_signing_secret"] == OLD
-    job = job_message(event)
-    assert "previous_signing_secret" not in job
-    assert "previous_secret_expires_at" not in job
-    assert OLD not in str(job)
-    assert job_keys(job) == SigningKeys(NEW)
+    job = with_secrets(job_message(event), snapshot_secrets(event["request"]))
+    at = EXPIRES + after
+    assert signature_header(job_keys(job), "E1", 1, BODY, at) == sign(NEW, "E1", 1, BODY)
 
 
-def test_a_job_fired_during_the_grace_keeps_it_until_a_re_publish_after_the_expiry() -> None:
+def test_an_attempt_during_the_grace_carries_both_signatures_until_the_expiry() -> None:
     event = _event(EXPIRES - timedelta(minutes=5))
-    assert job_keys(job_message(event)) == ROTATING
-    assert job_keys(job_message(event, EXPIRES - timedelta(seconds=1))) == ROTATING
-    # Re-published (a retry, a lost job) once the grace is over: the new secret only.
-    assert job_keys(job_message(event, EXPIRES)) == SigningKeys(NEW)
-    assert "previous_signing_secret" not in job_message(event, EXPIRES + timedelta(hours=1))
+    keys = job_keys(with_secrets(job_message(event), snapshot_secrets(event["request"])))
+    assert keys == ROTATING
+    both = f"{sign(NEW, 'E1', 1, BODY)} {sign(OLD, 'E1', 1, BODY)}"
+    assert signature_header(keys, "E1", 1, BODY, EXPIRES - timedelta(seconds=1)) == both
+    # A retry (a lost job re-published) once the grace is over: the new secret only.
+    assert signature_header(keys, "E1", 1, BODY, EXPIRES) == sign(NEW, "E1", 1, BODY)

@@ -16,10 +16,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from eventtrigger.resources import Resources
 from eventtrigger.roles.api import docs
+from eventtrigger.roles.api.audit import AuditRoutes
+from eventtrigger.roles.api.auth import Guard
 from eventtrigger.roles.api.dashboard import routes as console_routes
 from eventtrigger.roles.api.events import EventRoutes
 from eventtrigger.roles.api.firing import FiringRoutes
 from eventtrigger.roles.api.http import json_response
+from eventtrigger.roles.api.keys import KeyRoutes
 from eventtrigger.roles.api.middleware import WEBHOOK_ROUTE, RequestContext, loggable_path
 from eventtrigger.roles.api.openapi import openapi_document
 from eventtrigger.roles.api.problems import Problem, problem_response
@@ -126,7 +129,10 @@ def routes(res: Resources, *, api: bool) -> list[BaseRoute]:
         f = FiringRoutes(res)
         e = EventRoutes(res)
         r = ReplayRoutes(res)
-        served += [
+        audit = AuditRoutes(res)
+        guard = Guard(res)
+        k = KeyRoutes(res, guard)
+        api_routes: list[BaseRoute] = [
             Route("/openapi.json", openapi),
             *docs.routes(),
             by_method("/api/v1/triggers", GET=t.list, POST=t.create),
@@ -143,11 +149,18 @@ def routes(res: Resources, *, api: bool) -> list[BaseRoute]:
             Route("/api/v1/events", e.list, methods=["GET"]),
             Route("/api/v1/events/replay", r.bulk, methods=["POST"]),
             Route("/api/v1/stats", stats_route, methods=["GET"]),
+            Route("/api/v1/audit", audit.list, methods=["GET"]),
             *console_routes(res),
             Route("/api/v1/events/{event_id}", e.get, methods=["GET"]),
             Route("/api/v1/events/{event_id}/attempts", e.attempts, methods=["GET"]),
             Route("/api/v1/events/{event_id}/replay", r.one, methods=["POST"]),
+            by_method("/api/v1/keys", GET=k.list, POST=k.create),
+            Route("/api/v1/keys/self", k.self_, methods=["GET"]),
+            Route("/api/v1/keys/{key_id}", k.delete, methods=["DELETE"]),
         ]
+        # Every /api/v1 route but the webhook goes behind the key check (auth.py's
+        # ROUTE_SCOPES); the rest (docs, console page and assets) stays open.
+        served += [guard.guard(route) for route in api_routes]
     return served
 
 

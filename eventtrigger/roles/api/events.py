@@ -13,7 +13,6 @@ from eventtrigger.domain.retention import Windows
 from eventtrigger.domain.times import iso, parse_rfc3339
 from eventtrigger.ids import looks_like_id
 from eventtrigger.resources import Resources
-from eventtrigger.roles.api.auth import require_key
 from eventtrigger.roles.api.http import (
     decode_cursor,
     decode_id_cursor,
@@ -77,7 +76,6 @@ class EventRoutes:
         self.windows = Windows(res.settings.retention_active, res.settings.retention_total)
 
     async def list(self, request: Request) -> Response:
-        require_key(request, self.res.settings)
         if request.query_params.get("aggregate") is not None:
             return await self._aggregate(request)
         view = query_choice(request, "view", ("active", "archived")) or "active"
@@ -166,7 +164,6 @@ class EventRoutes:
         )
 
     async def get(self, request: Request) -> Response:
-        require_key(request, self.res.settings)
         event_id = request.path_params["event_id"]
         row = await eventlog.find(self.res.db, event_id) if looks_like_id(event_id) else None
         view = None if row is None else self.windows.view_of(row["fired_at"], self.res.clock.now())
@@ -177,7 +174,6 @@ class EventRoutes:
     async def attempts(self, request: Request) -> Response:
         """An event's delivery attempts, oldest first; 404 exactly when GET of the event is
         (the history lives and dies with its event)."""
-        require_key(request, self.res.settings)
         event_id = request.path_params["event_id"]
         row = await eventlog.find(self.res.db, event_id) if looks_like_id(event_id) else None
         if row is None or self.windows.view_of(row["fired_at"], self.res.clock.now()) is None:

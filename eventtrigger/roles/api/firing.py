@@ -12,6 +12,11 @@ A slow or unreachable database does not hold calls up either: each call has a bu
 the group commit's queue full) is answered 503 with Retry-After, and is then never
 stored (see `eventtrigger.groupcommit`). A call whose commit has an unknown outcome is
 answered 202 and stored later by `_settle` if the commit did not take.
+
+Rate limits refuse a call (429 with Retry-After) before it costs any database write: the
+per-client-address limit before anything else is done for the call, a trigger's own
+`config.ingest_rate_limit` once its trigger is known. Both are counted in this process
+only, so N api processes allow up to N times each rate.
 """
 
 from __future__ import annotations
@@ -40,13 +45,13 @@ from eventtrigger.domain.jobs import (
     job_message,
     request_snapshot,
 )
-from eventtrigger.domain.triggers import TEST, TEST_RUN_BODY, normalise_config
+from eventtrigger.domain.ratelimit import KeyedLimiter, Rate
+from eventtrigger.domain.triggers import TEST, TEST_RUN_BODY, ingest_rate, normalise_config
 from eventtrigger.domain.validation import depth_errors
 from eventtrigger.groupcommit import Gate, GroupCommit, Refused
 from eventtrigger.ids import looks_like_id, new_id, new_signing_secret
 from eventtrigger.resources import Resources
-from eventtrigger.roles.api.auth import require_key
-from eventtrigger.roles.api.http import json_response, read_json
+from eventtrigger.roles.api.http import caller_address, json_response, read_json
 from eventtrigger.roles.api.problems import Problem
 from eventtrigger.roles.api.triggers import limits
 from eventtrigger.store import intake
@@ -64,6 +69,10 @@ T = TypeVar("T")
 CALL_BUDGET = 1.5
 # How long `_settle` keeps trying to store a call of unknown commit outcome.
 SETTLE_FOR = 3600.0
+# Buckets a process keeps (least recently used dropped, idle full ones first): client
+# addresses, and triggers with an ingest_rate_limit (as many as the token cache).
+ADDRESS_BUCKETS = 50_000
+TRIGGER_BUCKETS = 10_000
 
 
 class Unavailable(Problem):
@@ -88,6 +97,14 @@ async def _read_by(deadline: float, read: Coroutine[Any, Any, T]) -> T:
         task.add_done_callback(_unwound)
         raise TimeoutError("the database did not answer in time")
     return task.result()
+
+
+class RateLimited(Problem):
+    """429 with Retry-After (whole seconds): a rate limit refused the call; nothing of it
+    was stored."""
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(429, detail, headers={"Retry-After": str(retry_after)})
 
 
 def _unwound(task: asyncio.Future[Any]) -> None:
@@ -170,6 +187,13 @@ class FiringRoutes:
         )
         self.background = BackgroundPublisher(res.jobs) if res.publisher is not None else None
         self.tokens = TokenCache()
+        settings = res.settings
+        self.address_limits: KeyedLimiter[str] | None = None
+        if settings.ingest_ip_rate > 0:
+            self.address_limits = KeyedLimiter(
+                Rate(settings.ingest_ip_rate, settings.ingest_ip_burst), max_keys=ADDRESS_BUCKETS
+            )
+        self.trigger_limits: KeyedLimiter[str] = KeyedLimiter(max_keys=TRIGGER_BUCKETS)
 
     async def _store(self, calls: Sequence[Call], gate: Gate[Intake]) -> list[Intake]:
         async def once() -> list[Intake]:
@@ -277,6 +301,7 @@ class FiringRoutes:
         # The path holds the URL's secret token, not the trigger id; it is never logged
         # nor echoed (the middleware masks it in the access log).
         token = request.path_params["token"]
+        self._limit_address(request)
         try:
             # Refused before anything is read (body, trigger, key): under a backlog or
             # while the database is silent, a refusal costs neither time nor memory.
@@ -285,6 +310,7 @@ class FiringRoutes:
             raise _refused(exc) from None
         deadline = self.writes.deadline()  # for this call's reads and its store
         parsed: list[Any] = []  # the body (or why it is refused), read once for both tries
+        held: list[Rate] = []  # the trigger limit this call holds a token under, if any
 
         async def payload() -> Any:
             if not parsed:
@@ -299,7 +325,7 @@ class FiringRoutes:
         cached = self.tokens.get(token)
         if cached is not None:
             try:
-                answer = await self._accept(request, cached, payload, deadline, cached=True)
+                answer = await self._accept(request, cached, payload, deadline, held, cached=True)
             except Unavailable:
                 raise
             except Problem:
@@ -316,7 +342,7 @@ class FiringRoutes:
             record = await _read_by(deadline, self.store.get_by_token(token))
         if record is not None and record.type == "webhook" and record.status == "active":
             self.tokens.put(token, record)
-        answer = await self._accept(request, record, payload, deadline, cached=False)
+        answer = await self._accept(request, record, payload, deadline, held, cached=False)
         assert answer is not None  # only a cached record's answer can be deferred
         return answer
 
@@ -326,6 +352,7 @@ class FiringRoutes:
         record: TriggerRecord | None,
         payload: Callable[[], Awaitable[Any]],
         deadline: float,
+        held: list[Rate],
         *,
         cached: bool,
     ) -> Response | None:
@@ -336,6 +363,7 @@ class FiringRoutes:
             raise Problem(404, "No webhook trigger at this URL.")
         if record.status != "active":
             raise Problem(409, f"The trigger is {record.status}; it accepts no calls.")
+        self._limit_trigger(record, held, cached=cached)
         key = request.headers.get("idempotency-key")
         if key is not None and (not 1 <= len(key) <= 255 or not set(key) <= _IDEMPOTENCY_KEY_CHARS):
             raise Problem(
@@ -378,6 +406,41 @@ class FiringRoutes:
             return earlier
         return json_response({"event_id": event.id}, 202)
 
+    def _limit_address(self, request: Request) -> None:
+        """EVENTTRIGGER_INGEST_IP_RATE: calls a second from one client address (the
+        connection's peer, or what a trusted proxy says in X-Forwarded-For)."""
+        if self.address_limits is None:
+            return
+        address = caller_address(request, self.res.settings)
+        wait = self.address_limits.take(address, self.res.clock.now())
+        if wait is not None:
+            self.res.metrics.ingest_rate_limited.labels("address").inc()
+            raise RateLimited("Too many webhook calls from this address; try again later.", wait)
+
+    def _limit_trigger(self, record: TriggerRecord, held: list[Rate], *, cached: bool) -> None:
+        """The trigger's own `config.ingest_rate_limit`: one token per call, or a 429.
+
+        A call may be judged twice: by the cached record, then by a fresh read when that
+        refused it (a 429 included: the limit may have been raised since) or found the
+        trigger changed. A refusal takes nothing, and a token taken under the limit the
+        fresh read shows too is not taken again; a changed limit starts a new bucket
+        (full) and judges the call by it. So a changed limit governs the very next call,
+        and no call is counted twice.
+        """
+        rate = ingest_rate(record.config)
+        if held and held[0] == rate:
+            return
+        held.clear()
+        if rate is None:
+            self.trigger_limits.forget(record.id)
+            return
+        wait = self.trigger_limits.take(record.id, self.res.clock.now(), rate)
+        if wait is not None:
+            if not cached:  # a cached record's refusal is checked by a fresh read first
+                self.res.metrics.ingest_rate_limited.labels("trigger").inc()
+            raise RateLimited("This trigger's ingest rate limit is reached; try again later.", wait)
+        held.append(rate)
+
     async def _earlier(self, key: Key, deadline: float) -> Response | None:
         """The answer for a repeated Idempotency-Key within the retention window, if any."""
         horizon = self.res.clock.now() - self.res.settings.retention_total
@@ -389,7 +452,6 @@ class FiringRoutes:
         return json_response({"event_id": row["event_id"]}, 200)
 
     async def test_trigger(self, request: Request) -> Response:
-        require_key(request, self.res.settings)
         trigger_id = request.path_params["trigger_id"]
         record = await self.store.get(trigger_id) if looks_like_id(trigger_id) else None
         if record is None:
@@ -423,7 +485,6 @@ class FiringRoutes:
         return json_response({"event_id": event.id}, 202)
 
     async def test_run(self, request: Request) -> Response:
-        require_key(request, self.res.settings)
         body = await read_json(request, self.res.settings.max_body_bytes)
         errors = TEST_RUN_BODY.errors(body)
         if errors:

@@ -11,11 +11,22 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from eventtrigger.config import Settings
 from eventtrigger.domain.errors import FieldError
+from eventtrigger.domain.ratelimit import address_key, client_address
 from eventtrigger.ids import looks_like_id
 from eventtrigger.roles.api.problems import Problem
 
 _MISSING = object()
+
+
+def caller_address(request: Request, settings: Settings) -> str:
+    """The client a per-address limit counts: the connection's peer, or what a trusted
+    proxy (EVENTTRIGGER_TRUSTED_PROXIES) names in X-Forwarded-For."""
+    trusted = settings.trusted_proxies
+    peer = request.client.host if request.client is not None else None
+    forwarded = request.headers.getlist("x-forwarded-for") if trusted else []
+    return address_key(client_address(peer, forwarded, trusted))
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

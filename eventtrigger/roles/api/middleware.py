@@ -42,6 +42,8 @@ class RequestContext:
             return
         given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = given if _SANE_ID.fullmatch(given) else secrets.token_hex(8)
+        # Handlers read it from request.state (the audit trail records it).
+        scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status = 500
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from eventtrigger import __version__
+from eventtrigger.domain.audit import ACTIONS as AUDIT_ACTIONS
+from eventtrigger.domain.audit import DEFAULT_LIMIT as AUDIT_DEFAULT_LIMIT
+from eventtrigger.domain.audit import MAX_LIMIT as AUDIT_MAX_LIMIT
 from eventtrigger.domain.schemas import (
     CONFIG_SCHEMAS,
     REPLAY_BULK,
@@ -20,6 +23,8 @@ from eventtrigger.domain.schemas import (
     TRIGGER_TEST,
     TRIGGER_TYPES,
 )
+from eventtrigger.roles.api.auth import ANY_KEY, ROUTE_SCOPES
+from eventtrigger.roles.api.principal import SCOPES
 
 _CONFIG_NAMES = {
     "webhook": "WebhookConfig",
@@ -372,6 +377,93 @@ def _console_paths() -> dict[str, Any]:
     }
 
 
+# ---- the audit trail: eventtrigger/roles/api/audit.py ----------------------------------
+
+
+def _audit_schemas() -> dict[str, Any]:
+    return {
+        "AuditEntry": {
+            "type": "object",
+            "required": [
+                "id", "at", "key_id", "key_name", "action", "target_id", "request_id", "fields"
+            ],
+            "properties": {
+                "id": {"type": "string"},
+                "at": {"type": "string", "format": "date-time"},
+                "key_id": {"type": "string", "description": "The API key that made the change."},
+                "key_name": {"type": "string"},
+                "action": {"enum": list(AUDIT_ACTIONS)},
+                "target_id": {
+                    "type": ["string", "null"],
+                    "description": "The trigger, event or key acted on; for a bulk replay its "
+                    "trigger filter, null without one.",
+                },
+                "request_id": {
+                    "type": ["string", "null"],
+                    "description": "The request's `X-Request-Id` (as in the logs).",
+                },
+                "fields": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "The NAMES of the fields the change touched (e.g. `name`, "
+                    "`config.cron`, `signing_secret`), never their values.",
+                },
+            },
+        },
+        "AuditPage": {
+            "type": "object",
+            "required": ["items", "next_cursor"],
+            "properties": {
+                "items": {"type": "array", "items": _ref("AuditEntry")},
+                "next_cursor": {
+                    "type": ["string", "null"],
+                    "description": "Pass as `before` for the next (older) page.",
+                },
+            },
+        },
+    }  # fmt: skip
+
+
+def _audit_paths() -> dict[str, Any]:
+    return {
+        "/api/v1/audit": {
+            "get": {
+                "summary": "The audit trail of management changes, newest first",
+                "description": "One entry per change made through the API (trigger create, "
+                "update, pause, resume, delete and rotations; replays; key create and "
+                "revoke), written in the change's own transaction. Kept "
+                "`EVENTTRIGGER_AUDIT_RETENTION` (90 days by default). Needs `admin`.",
+                "operationId": "listAudit",
+                "parameters": [
+                    _query("target_id", {"type": "string", "maxLength": 128}),
+                    _query("key_id", {"type": "string", "maxLength": 128}),
+                    _query(
+                        "before",
+                        {"type": "string"},
+                        "An RFC 3339 time with an offset (entries strictly older), or the "
+                        "`next_cursor` of the previous page.",
+                    ),
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": AUDIT_MAX_LIMIT,
+                            "default": AUDIT_DEFAULT_LIMIT,
+                        },
+                    },
+                ],
+                "responses": {
+                    "200": _json(_ref("AuditPage"), "A page, newest first."),
+                    "400": _ERRORS["400"],
+                    "401": _ERRORS["401"],
+                },
+            }
+        },
+    }
+
+
 def _with_config_choice(schema: dict[str, Any]) -> dict[str, Any]:
     props = dict(schema["properties"])
     props["config"] = {
@@ -381,9 +473,143 @@ def _with_config_choice(schema: dict[str, Any]) -> dict[str, Any]:
     return {**schema, "properties": props}
 
 
+def _key_schemas() -> dict[str, Any]:
+    scope = {"type": "string", "enum": list(SCOPES)}
+    listed = {
+        "id": {"type": "string", "description": "A ULID; `bootstrap_...` for bootstrap keys."},
+        "name": {"type": "string"},
+        "scopes": {"type": "array", "items": scope},
+        "prefix": {"type": "string", "description": "The key's first characters."},
+    }
+    return {
+        "KeyCreate": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["name", "scopes"],
+            "properties": {
+                "name": {"type": "string", "minLength": 1, "maxLength": 200},
+                "scopes": {"type": "array", "minItems": 1, "items": scope},
+                "expires_at": {
+                    **_TIME,
+                    "description": "RFC 3339 with an offset, in the future; null: never.",
+                },
+            },
+        },
+        "KeyCreated": {
+            "type": "object",
+            "required": ["id", "name", "scopes", "key", "prefix", "created_at", "expires_at"],
+            "properties": {
+                **listed,
+                "key": {
+                    "type": "string",
+                    "description": "`etk_` + 52 base32 characters; shown in this answer only.",
+                },
+                "created_at": {"type": "string", "format": "date-time"},
+                "expires_at": _TIME,
+            },
+        },
+        "Key": {
+            "type": "object",
+            "required": [*listed, "created_at", "expires_at", "last_used_at", "bootstrap"],
+            "properties": {
+                **listed,
+                "created_at": {**_TIME, "description": "null for bootstrap keys."},
+                "expires_at": _TIME,
+                "last_used_at": {
+                    **_TIME,
+                    "description": "Written within 5 s of first use, then at most once a "
+                    "minute (null for bootstrap keys).",
+                },
+                "bootstrap": {"type": "boolean"},
+            },
+        },
+        "KeySelf": {
+            "type": "object",
+            "required": [*listed, "bootstrap"],
+            "properties": {**listed, "bootstrap": {"type": "boolean"}},
+        },
+    }
+
+
+def _key_paths() -> dict[str, Any]:
+    key_id = {"name": "key_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    return {
+        "/api/v1/keys": {
+            "post": {
+                "summary": "Create an API key (the key is in this answer only)",
+                "operationId": "createKey",
+                "requestBody": {"required": True, **_json(_ref("KeyCreate"), "")},
+                "responses": {"201": _json(_ref("KeyCreated"), "Created."), **_ERRORS},
+            },
+            "get": {
+                "summary": "List API keys: managed ones not revoked, and bootstrap ones",
+                "operationId": "listKeys",
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["items"],
+                            "properties": {"items": {"type": "array", "items": _ref("Key")}},
+                        },
+                        "The keys.",
+                    ),
+                    "401": _ERRORS["401"],
+                },
+            },
+        },
+        "/api/v1/keys/self": {
+            "get": {
+                "summary": "The key this request is made with",
+                "operationId": "getOwnKey",
+                "responses": {
+                    "200": _json(_ref("KeySelf"), "The calling key."),
+                    "401": _ERRORS["401"],
+                },
+            }
+        },
+        "/api/v1/keys/{key_id}": {
+            "delete": {
+                "summary": "Revoke an API key, for good; every process refuses it within 1 s",
+                "operationId": "revokeKey",
+                "parameters": [key_id],
+                "responses": {
+                    "204": {"description": "Revoked."},
+                    "401": _ERRORS["401"],
+                    "404": _problem("No such key (or revoked already)."),
+                    "409": _problem("A bootstrap key: configuration, not revocable here."),
+                },
+            }
+        },
+    }
+
+
+def _with_scopes(document: dict[str, Any]) -> dict[str, Any]:
+    """Each guarded operation states the scope it needs (auth.ROUTE_SCOPES, the table the
+    guard enforces): as its security requirement and as `x-required-scope`."""
+    for (method, path), scope in ROUTE_SCOPES.items():
+        operation = document["paths"].get(path, {}).get(method.lower())
+        if operation is None:
+            continue
+        roles = [] if scope == ANY_KEY else [scope]
+        operation["security"] = [{"bearer": roles}, {"apiKey": roles}]
+        operation["x-required-scope"] = scope
+        operation.setdefault("responses", {}).setdefault("401", _ERRORS["401"])
+        if scope != ANY_KEY:
+            operation["responses"].setdefault(
+                "403", _problem(f"The key lacks the scope {scope} (`admin` holds every scope).")
+            )
+    return document
+
+
 def openapi_document(public_url: str) -> dict[str, Any]:
+    return _with_scopes(_document(public_url))
+
+
+def _document(public_url: str) -> dict[str, Any]:
     components: dict[str, Any] = {_CONFIG_NAMES[k]: v for k, v in CONFIG_SCHEMAS.items()}
     components |= _event_schemas()
+    components |= _audit_schemas()
+    components |= _key_schemas()
     components |= {
         "TriggerCreate": _with_config_choice(TRIGGER_CREATE),
         "TriggerPatch": _with_config_choice(TRIGGER_PATCH),
@@ -502,7 +728,11 @@ def openapi_document(public_url: str) -> dict[str, Any]:
                     "summary": "List triggers, newest first",
                     "operationId": "listTriggers",
                     "parameters": [
-                        {"name": "type", "in": "query", "schema": {"enum": list(TRIGGER_TYPES)}},
+                        {
+                            "name": "type",
+                            "in": "query",
+                            "schema": {"enum": list(TRIGGER_TYPES)},
+                        },
                         {
                             "name": "status",
                             "in": "query",
@@ -558,7 +788,10 @@ def openapi_document(public_url: str) -> dict[str, Any]:
                 "post": {
                     "summary": "Fire an unsaved trigger definition once (nothing persisted)",
                     "operationId": "testRun",
-                    "requestBody": {"required": True, **_json(_with_config_choice(TEST_RUN), "")},
+                    "requestBody": {
+                        "required": True,
+                        **_json(_with_config_choice(TEST_RUN), ""),
+                    },
                     "responses": {"202": _json(_ref("TestRunResult"), "Fired."), **_ERRORS},
                 },
             },
@@ -626,11 +859,26 @@ def openapi_document(public_url: str) -> dict[str, Any]:
                         "413": _ERRORS["413"],
                         "415": _ERRORS["415"],
                         "422": _problem("Idempotency-Key reused with another body."),
+                        "429": {
+                            **_problem(
+                                "A rate limit: the trigger's `config.ingest_rate_limit`, or "
+                                "EVENTTRIGGER_INGEST_IP_RATE for the calling address. Nothing "
+                                "was stored."
+                            ),
+                            "headers": {
+                                "Retry-After": {
+                                    "schema": {"type": "integer", "minimum": 1},
+                                    "description": "Seconds to wait (whole, rounded up).",
+                                }
+                            },
+                        },
                     },
                 },
             },
             **_event_paths(),
             **_console_paths(),
+            **_audit_paths(),
+            **_key_paths(),
             "/openapi.json": {
                 "get": {
                     "summary": "This document",

@@ -7,7 +7,7 @@ happens is made good by the re-publisher when the row's deadline passes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +17,7 @@ from starlette.responses import Response
 
 from eventtrigger.bus import BackgroundPublisher
 from eventtrigger.domain import replay
+from eventtrigger.domain.audit import AuditEntry, bulk_replay_fields, bulk_replay_target
 from eventtrigger.domain.errors import FieldError
 from eventtrigger.domain.jobs import NewEvent, event_dict, job_message
 from eventtrigger.domain.retention import Windows
@@ -26,9 +27,10 @@ from eventtrigger.domain.times import FAR_FUTURE, parse_rfc3339
 from eventtrigger.domain.validation import BodyValidator
 from eventtrigger.ids import looks_like_id, new_id
 from eventtrigger.resources import Resources
-from eventtrigger.roles.api.auth import require_key
+from eventtrigger.roles.api.audit import entry_for
 from eventtrigger.roles.api.http import json_response, read_json
 from eventtrigger.roles.api.problems import Problem
+from eventtrigger.store import audit as audit_log
 from eventtrigger.store import eventlog, intake
 from eventtrigger.store.db import Row, retry_conflicts
 from eventtrigger.store.eventlog import EventFilter
@@ -46,7 +48,6 @@ class ReplayRoutes:
 
     async def one(self, request: Request) -> Response:
         """Replay one event, from either view; 404 once it is past the total window."""
-        require_key(request, self.res.settings)
         event_id = request.path_params["event_id"]
         row = (
             await eventlog.replay_source(self.res.db, event_id) if looks_like_id(event_id) else None
@@ -57,12 +58,13 @@ class ReplayRoutes:
             raise Problem(
                 409, "This event was never sent (its schedule failed); nothing to replay."
             )
-        [new] = await self._replay([row])
+        [new] = await self._replay(
+            [row], lambda now: entry_for(request, "event.replay", event_id, [], now)
+        )
         return json_response({"event_id": new}, 202)
 
     async def bulk(self, request: Request) -> Response:
         """Replay the events matching the filters, oldest first."""
-        require_key(request, self.res.settings)
         body = await read_json(request, self.res.settings.max_body_bytes, optional=True)
         errors = _BULK.errors(body) or replay.bulk_errors(body)
         if errors:
@@ -73,10 +75,15 @@ class ReplayRoutes:
                 400, "The request has invalid fields.", [FieldError("until", "must be after since")]
             )
         trigger_id = body.get("trigger_id")
+
+        def audit(now: datetime) -> AuditEntry:
+            target, fields = bulk_replay_target(body), bulk_replay_fields(body)
+            return entry_for(request, "events.bulk_replay", target, fields, now)
+
         if trigger_id is not None and not looks_like_id(trigger_id):
             # Not one of our ids, so nothing matches (and a non-ASCII one must never reach
             # the ASCII column: a collation error there would be a 503).
-            return json_response({"event_ids": []}, 202)
+            return json_response({"event_ids": await self._replay([], audit)}, 202)
         now = self.res.clock.now()
         lower = self.windows.kept_since(now)
         rows = await eventlog.replay_sources(
@@ -87,12 +94,13 @@ class ReplayRoutes:
             limit=int(body.get("limit", replay.DEFAULT_BULK)),
         )
         sendable = [r for r in rows if replay.replayable(r)]  # schedule errors: skipped
-        return json_response({"event_ids": await self._replay(sendable)}, 202)
+        return json_response({"event_ids": await self._replay(sendable, audit)}, 202)
 
-    async def _replay(self, originals: Sequence[Row]) -> list[str]:
-        """Store one replay per original in one transaction, then publish them."""
-        if not originals:
-            return []
+    async def _replay(
+        self, originals: Sequence[Row], audit: Callable[[datetime], AuditEntry]
+    ) -> list[str]:
+        """Store one replay per original and the call's audit row in one transaction, then
+        publish them. A bulk replay that matched nothing is audited too: it was asked."""
         keys = await self._keys({r["trigger_id"] for r in originals if r["trigger_id"]})
         now = self.res.clock.now()
         events = [
@@ -108,10 +116,12 @@ class ReplayRoutes:
 
         async def store() -> None:
             async with self.res.db.transaction() as tx:
-                await intake.insert(tx, [intake.Call(e) for e in events], now)
+                if events:
+                    await intake.insert(tx, [intake.Call(e) for e in events], now)
+                await audit_log.record(tx, audit(now))
 
         await retry_conflicts(store)
-        if self.background is not None:
+        if self.background is not None and events:
             self.background.send([job_message(event_dict(e)) for e in events])
         self.res.metrics.replays.inc(len(events))
         for event in events:

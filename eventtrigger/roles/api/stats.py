@@ -10,7 +10,6 @@ from starlette.responses import Response
 
 from eventtrigger.domain.times import iso
 from eventtrigger.resources import Resources
-from eventtrigger.roles.api.auth import require_key
 from eventtrigger.roles.api.http import json_response
 
 
@@ -45,5 +44,4 @@ def stats_json(res: Resources) -> dict[str, Any]:
 
 
 async def stats(request: Request, res: Resources) -> Response:
-    require_key(request, res.settings)
     return json_response(stats_json(res))

@@ -9,6 +9,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from eventtrigger.domain.audit import AuditEntry, changed_fields, created_fields, patch_action
 from eventtrigger.domain.errors import FieldError, InvalidInput
 from eventtrigger.domain.jobs import MAX_JOB_BYTES, job_bytes, request_snapshot
 from eventtrigger.domain.schemas import ROTATE_SECRET, SCHEDULED_TYPES, TRIGGER_TYPES
@@ -25,7 +26,7 @@ from eventtrigger.domain.triggers import (
 from eventtrigger.domain.validation import BodyValidator
 from eventtrigger.ids import looks_like_id, new_id, new_signing_secret
 from eventtrigger.resources import Resources
-from eventtrigger.roles.api.auth import require_key
+from eventtrigger.roles.api.audit import entry_for
 from eventtrigger.roles.api.http import (
     decode_cursor,
     encode_cursor,
@@ -97,7 +98,6 @@ class TriggerRoutes:
 
     async def create(self, request: Request) -> Response:
         settings = self.res.settings
-        require_key(request, settings)
         body = await read_json(request, settings.max_body_bytes)
         now = self.res.clock.now()
         try:
@@ -106,6 +106,7 @@ class TriggerRoutes:
             raise _invalid(exc) from None
         check_job_size(new.config)
         trigger_id = new_id(now)
+        fields = created_fields(new.config)
         record = await self.store.create(
             trigger_id=trigger_id,
             name=new.name,
@@ -118,12 +119,12 @@ class TriggerRoutes:
             if new.type in SCHEDULED_TYPES
             else None,
             now=now,
+            audit=entry_for(request, "trigger.create", trigger_id, fields, now),
         )
         location = f"/api/v1/triggers/{trigger_id}"
         return json_response(trigger_json(record, settings.public_url), 201, {"Location": location})
 
     async def list(self, request: Request) -> Response:
-        require_key(request, self.res.settings)
         kind = query_choice(request, "type", TRIGGER_TYPES)
         status = query_choice(request, "status", ("active", "paused", "completed"))
         limit = query_limit(request)
@@ -141,13 +142,11 @@ class TriggerRoutes:
         )
 
     async def get(self, request: Request) -> Response:
-        require_key(request, self.res.settings)
         record = await _existing(self.store, request.path_params["trigger_id"])
         return json_response(trigger_json(record, self.res.settings.public_url))
 
     async def patch(self, request: Request) -> Response:
         settings = self.res.settings
-        require_key(request, settings)
         trigger_id = request.path_params["trigger_id"]
         await _existing(self.store, trigger_id)  # 404 before any complaint about the body
         body = await read_json(request, settings.max_body_bytes)
@@ -170,29 +169,35 @@ class TriggerRoutes:
             except InvalidInput as exc:
                 raise _invalid(exc) from None
 
-        record = await apply_patch(self.res.db, trigger_id, decide, self.res.clock)
+        def audit(row: Row, plan: PatchPlan, now: datetime) -> AuditEntry:
+            """Signed with the fields the PATCH changed (names), under the same lock."""
+            after = {"name": plan.name, "status": plan.status, "config": plan.config}
+            changed = changed_fields(row, after)
+            action = patch_action(row["status"], plan.status, changed)
+            return entry_for(request, action, trigger_id, changed, now)
+
+        record = await apply_patch(self.res.db, trigger_id, decide, self.res.clock, audit)
         if record is None:
             raise Problem(404, f"No trigger with id {trigger_id!r}.")
         return json_response(trigger_json(record, settings.public_url))
 
     async def delete(self, request: Request) -> Response:
-        require_key(request, self.res.settings)
         trigger_id = request.path_params["trigger_id"]
-        if not looks_like_id(trigger_id) or not await self.store.delete(trigger_id):
+        audit = entry_for(request, "trigger.delete", trigger_id, [], self.res.clock.now())
+        if not looks_like_id(trigger_id) or not await self.store.delete(trigger_id, audit):
             raise Problem(404, f"No trigger with id {trigger_id!r}.")
         return Response(status_code=204)
 
     async def rotate_webhook_url(self, request: Request) -> Response:
         """A new random token for a webhook trigger's URL; the old URL is 404 at once."""
         settings = self.res.settings
-        require_key(request, settings)
         trigger_id = request.path_params["trigger_id"]
         record = await _existing(self.store, trigger_id)
         if record.type != "webhook":
             raise Problem(409, f"A {record.type} trigger has no webhook URL to rotate.")
-        rotated = await self.store.set_webhook_token(
-            trigger_id, new_webhook_token(), self.res.clock.now()
-        )
+        now = self.res.clock.now()
+        audit = entry_for(request, "trigger.rotate_webhook_url", trigger_id, ["webhook_url"], now)
+        rotated = await self.store.set_webhook_token(trigger_id, new_webhook_token(), now, audit)
         if rotated is None:  # deleted meanwhile
             raise Problem(404, f"No trigger with id {trigger_id!r}.")
         return json_response(trigger_json(rotated, settings.public_url))
@@ -200,7 +205,6 @@ class TriggerRoutes:
     async def rotate_secret(self, request: Request) -> Response:
         """A new signing secret; the previous one keeps signing too for `grace`."""
         settings = self.res.settings
-        require_key(request, settings)
         trigger_id = request.path_params["trigger_id"]
         await _existing(self.store, trigger_id)  # 404 before any complaint about the body
         body = await read_json(request, settings.max_body_bytes, optional=True)
@@ -213,7 +217,14 @@ class TriggerRoutes:
             raise _invalid(exc) from None
         now = self.res.clock.now()
         secret = new_signing_secret()
-        rotated = await self.store.rotate_secret(trigger_id, secret, now + grace, now)
+        audit = entry_for(
+            request,
+            "trigger.rotate_secret",
+            trigger_id,
+            ["signing_secret", "previous_signing_secret", "previous_secret_expires_at"],
+            now,
+        )
+        rotated = await self.store.rotate_secret(trigger_id, secret, now + grace, now, audit)
         if rotated is None:  # deleted meanwhile
             raise Problem(404, f"No trigger with id {trigger_id!r}.")
         return json_response(

@@ -78,3 +78,8 @@ LIMIT %s;
 
 -- name: prune_idempotency_keys
 DELETE FROM idempotency_keys WHERE created_at < %s ORDER BY created_at LIMIT %s;
+
+-- name: prune_audit
+-- Audit rows past EVENTTRIGGER_AUDIT_RETENTION, oldest first through ix_audit_at, in
+-- bounded batches.
+DELETE FROM audit_log WHERE at < %s ORDER BY at LIMIT %s;

@@ -35,14 +35,6 @@ WHERE id IN ({ids});
 -- Rotation: the old token stops matching the moment this commits.
 UPDATE triggers SET webhook_token = %s, updated_at = %s WHERE id = %s AND type = 'webhook';
 
--- name: rotate_secret
--- The current secret becomes the previous one (a previous one still in its grace is
--- dropped: at most two signatures) until the given expiry.
-UPDATE triggers
-SET previous_signing_secret = signing_secret, previous_secret_expires_at = %s,
-    signing_secret = %s, updated_at = %s
-WHERE id = %s;
-
 -- name: select_for_update
 SELECT id, name, type, status, config, version FROM triggers WHERE id = %s FOR UPDATE;
 

@@ -2,11 +2,12 @@
 // and the shared toast and confirmation dialog. Each page is a module whose `render`
 // draws into <main id="view"> and returns a function that stops its timers.
 
-import { getKey, setKey, onCall, loadFeatures } from "./api.js";
+import { getKey, setKey, onCall, loadFeatures, get } from "./api.js";
 import { $, el } from "./util.js";
 import * as overview from "./overview.js";
 import * as triggers from "./triggers.js";
 import * as events from "./events.js";
+import * as audit from "./audit.js";
 
 const routes = [
   [/^#\/overview$/, overview.render, "overview"],
@@ -17,9 +18,46 @@ const routes = [
   [/^#\/events$/, events.renderList, "events"],
   [/^#\/events\/([0-9A-Za-z]+)$/, events.renderDetail, "events"],
   [/^#\/aggregate$/, events.renderAggregate, "aggregate"],
+  [/^#\/audit$/, audit.renderList, "audit"],
 ];
 
+// The Audit page's link, after the page's own (dashboard.py): the trail needs the admin
+// scope, and a key without it sees the API's 403 there.
+$("#nav").append(el("a", { href: "#/audit", "data-nav": "audit" }, "Audit"));
+
 let stop = null;
+
+// Who is signed in: the key's name from GET /api/v1/keys/self, beside the key form. The
+// key's scopes decide which actions are shown: <body data-lacks-SCOPE> hides (CSS) the
+// buttons that need SCOPE, so nobody is offered what the API would answer 403 to.
+const who = el("span", { id: "who", class: "muted" });
+$("#keyform").before(who);
+const GATED = ["triggers:write", "events:write", "admin"];
+
+function showScopes(scopes) {
+  const all = scopes === null ? [] : scopes;
+  for (const scope of GATED) {
+    const lacks = scopes !== null && !all.includes("admin") && !all.includes(scope);
+    document.body.toggleAttribute(`data-lacks-${scope.replace(":", "-")}`, lacks);
+  }
+}
+
+async function whoami() {
+  who.textContent = "";
+  who.title = "";
+  showScopes(null);
+  if (!getKey()) return;
+  try {
+    const me = await get("/keys/self");
+    who.textContent = `signed in as ${me.name}`;
+    who.title = `${me.prefix}... ${me.scopes.join(", ")}`;
+    showScopes(me.scopes);
+  } catch (err) {
+    // An older server without /keys/self: show every action, as before.
+    if (err.status === 404) return;
+    showScopes([]);
+  }
+}
 
 function status(text, bad = false) {
   const s = $("#status");
@@ -93,13 +131,13 @@ $("#keyform").addEventListener("submit", (ev) => {
   setKey(key);
   $("#forget").hidden = !key;
   status(key ? "connecting" : "enter an API key");
-  route();
+  whoami().finally(route);
 });
 $("#forget").addEventListener("click", () => {
   setKey(null);
   $("#forget").hidden = true;
-  route();
+  whoami().finally(route);
 });
 $("#forget").hidden = !getKey();
 window.addEventListener("hashchange", route);
-loadFeatures().finally(route);
+Promise.allSettled([loadFeatures(), whoami()]).finally(route);
