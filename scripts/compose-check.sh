@@ -2,38 +2,88 @@
 # `make compose-check`: prove the Docker front door on this machine, as a newcomer uses it.
 #
 #   1. setup     scripts/compose-setup.sh: engine, Compose v2, base image, stand-ins for the
-#                official mariadb / apache/kafka images when they cannot be pulled
+#                official mariadb / apache/kafka / caddy images when they cannot be pulled
 #   2. build     the product image and the test image; the product image's layers above
 #                debian:bookworm-slim must total under 150 MB
-#   3. up        `docker compose up -d --wait` (every long-running service healthy)
+#   3. up        `docker compose up -d --wait` (every long-running service healthy); the
+#                api published on 127.0.0.1 only; its generated key read back
 #   4. readme    every ```sh block of the README's walkthrough, in order, through port 8080
 #   5. delivery  the walkthrough's webhook event reached `echo` (its log shows the event id)
 #   6. one-shot  a one-shot trigger delivered to echo within 10 s of its time
 #   7. health    /health 200 inside every role container
-#   8. scale     `--scale worker=2`: both workers deliver part of a burst
-#   9. tests     `docker compose run --rm test` (the whole suite in containers) is green
-#  10. down      `docker compose down -v` (also on failure), and stop a dockerd that step 1
+#   8. host      an app on this host (`eventtrigger echo` from .venv on the docker bridge
+#                address): a trigger to http://host.docker.internal:<port> is refused by
+#                default, and delivered once .env's switch (EVENTTRIGGER_EGRESS_ALLOW_HOSTS
+#                += host.docker.internal) is on; the api keeps its key when re-created
+#   9. scale     `--scale worker=2`: both workers deliver part of a burst
+#  10. tests     `docker compose run --rm test` (the whole suite in containers) is green
+#  11. deploy    `docker compose down -v`, then the production overlay: every ```sh block
+#                between the deploy-check markers of docs/deploy.md, in order, with
+#                DOMAIN empty (localhost,
+#                Caddy's own CA): prod-env.sh, up, HTTPS through Caddy, a backup, a
+#                restore into fresh volumes; then: only Caddy publishes ports, HTTP
+#                redirects, HTTPS needs Caddy's CA, a restore under running roles is
+#                refused, the dump's name and mode; then `down -v`
+#  12. down      `docker compose down -v` (also on failure), and stop a dockerd that step 1
 #                started
 #
-# It runs under its own compose project name, so a stack you started yourself is never
-# touched. On failure it names the step, shows the services' recent logs and exits 1.
-# COMPOSE_CHECK_SKIP_TESTS=1 skips step 9 (for a quick local try only).
+# It runs under its own compose project names (eventtrigger-check and
+# eventtrigger-check-prod), so a stack you started yourself is never touched, and reads
+# no .env. The production step writes its env file under .local/compose/deploy/, a dump
+# into backups/ and ./caddy-root.crt, and removes what it wrote. It uses ports 80 and 443
+# when they are free, else free ones. On failure it names the step, shows the services'
+# recent logs and exits 1. COMPOSE_CHECK_SKIP_TESTS=1 skips step 10 (for a quick local
+# try only).
 
 set -Eeuo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-eventtrigger-check}
-# The check proves the defaults a fresh clone has: a developer's .env is not read.
+PROD_PROJECT=$COMPOSE_PROJECT_NAME-prod
+# The check proves the defaults a fresh clone has: a developer's .env is not read, and
+# the settings the steps below rely on are not taken from the caller's environment.
 export COMPOSE_ENV_FILES=/dev/null
+unset COMPOSE_FILE DOMAIN EVENTTRIGGER_API_KEYS EVENTTRIGGER_PUBLIC_URL EVENTTRIGGER_BIND \
+    EVENTTRIGGER_EGRESS_ALLOW_HOSTS EVENTTRIGGER_EGRESS_ALLOW_CIDRS \
+    EVENTTRIGGER_HTTP_PORT EVENTTRIGGER_HTTPS_PORT EVENTTRIGGER_BACKUP_DIR
 OUT=$ROOT/.local/compose
+DEPLOY_OUT=$OUT/deploy
+PROD_ENV=$DEPLOY_OUT/prod.env
 mkdir -p "$OUT"
 API=http://localhost:${EVENTTRIGGER_HOST_PORT:-8080}/api/v1
-AUTH="Authorization: Bearer ${EVENTTRIGGER_API_KEYS:-dev-key-change-me}"
+JSON='Content-Type: application/json'
+AUTH=""  # set once the api has generated its key (step 3)
 STEP=setup
 STARTED_STACK=0
+STARTED_PROD=0
+HOST_ECHO_PID=""
+# What the production step writes into the work tree, to remove afterwards.
+CA_FILE=$ROOT/caddy-root.crt
+CA_SAVED=""
+BACKUPS_DIR_MADE=0
+declare -A BACKUPS_BEFORE=()
 
 say() { printf '==> %s: %s\n' "$STEP" "$*"; }
+
+# docker compose for the production project (its own name and env file).
+prod() { COMPOSE_PROJECT_NAME=$PROD_PROJECT COMPOSE_ENV_FILES=$PROD_ENV docker compose "$@"; }
+
+# Put back what the production step changed in the work tree: its dumps, the CA file.
+restore_worktree() {
+    local f
+    if [[ -d $ROOT/backups ]]; then
+        for f in "$ROOT"/backups/eventtrigger-*.sql.gz "$ROOT"/backups/.eventtrigger-*.partial; do
+            if [[ -e $f && -z ${BACKUPS_BEFORE[$f]:-} ]]; then rm -f "$f" || true; fi
+        done
+        if [[ $BACKUPS_DIR_MADE -eq 1 ]]; then rmdir "$ROOT/backups" 2>/dev/null || true; fi
+    fi
+    if [[ -n $CA_SAVED ]]; then
+        mv -f "$CA_SAVED" "$CA_FILE" || true
+    else
+        rm -f "$CA_FILE" || true
+    fi
+}
 
 cleanup() {
     local status=$?
@@ -43,14 +93,28 @@ cleanup() {
             docker compose ps -a >&2 || true
             docker compose logs --no-color --tail 40 >&2 || true
         fi
+        if [[ $STARTED_PROD -eq 1 ]]; then
+            prod ps -a >&2 || true
+            prod logs --no-color --tail 40 >&2 || true
+        fi
+    fi
+    if [[ -n $HOST_ECHO_PID ]]; then
+        kill "$HOST_ECHO_PID" 2>/dev/null || true
+        wait "$HOST_ECHO_PID" 2>/dev/null || true
     fi
     if [[ $STARTED_STACK -eq 1 ]]; then
         STEP=down
         docker compose --profile test down -v --remove-orphans >"$OUT/down.log" 2>&1 \
             || echo "compose-check: 'docker compose down -v' failed, see $OUT/down.log" >&2
     fi
+    if [[ $STARTED_PROD -eq 1 ]]; then
+        STEP=down
+        prod down -v --remove-orphans >"$DEPLOY_OUT/down.log" 2>&1 \
+            || echo "compose-check: 'docker compose down -v' of $PROD_PROJECT failed, see $DEPLOY_OUT/down.log" >&2
+        restore_worktree
+    fi
     bash scripts/compose-setup.sh --stop-started || true
-    [[ $status -eq 0 ]] && echo "compose-check: all steps passed"
+    [[ $status -eq 0 ]] && echo "compose-check: all steps passed in $SECONDS s"
     exit "$status"
 }
 trap cleanup EXIT
@@ -66,6 +130,30 @@ wait_until() {
         ((SECONDS - start < limit)) || return 1
         sleep 0.5
     done
+}
+
+# The ```sh blocks between `<!-- NAME:begin -->` and `<!-- NAME:end -->` of FILE, in
+# order, as one script (a blank line after each block).
+doc_script() {
+    awk -v b="<!-- $2:begin -->" -v e="<!-- $2:end -->" '
+        index($0, b) {on=1} index($0, e) {on=0}
+        on && /^```sh$/ {code=1; next} code && /^```$/ {code=0; print ""; next} code {print}' "$1"
+}
+
+# Is nothing listening on TCP port $1 of any address?
+port_free() {
+    python3 -c 'import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(sys.argv[1])))' "$1" 2>/dev/null
+}
+
+# A TCP port nothing listens on, on address $1.
+free_port() {
+    python3 -c 'import socket, sys
+s = socket.socket()
+s.bind((sys.argv[1], 0))
+print(s.getsockname()[1])' "$1"
 }
 
 # --- 1. setup -------------------------------------------------------------------------
@@ -101,13 +189,21 @@ t0=$SECONDS
 docker compose up -d --wait --wait-timeout 300 >"$OUT/up.log" 2>&1 \
     || { tail -30 "$OUT/up.log" >&2; fail "docker compose up -d --wait failed"; }
 say "every service healthy after $((SECONDS - t0)) s"
+# A fresh clone is not an open service: the api is published on loopback only.
+published=$(docker port "$(docker compose ps -q api)" 8080/tcp)
+[[ $published =~ ^127\.0\.0\.1:[0-9]+$ ]] || fail "the api is published on '$published', not only on 127.0.0.1"
+# No constant key: the api generated one, which the README's first block reads the same way.
+KEY=$(docker compose exec -T api eventtrigger keys show-bootstrap) \
+    || fail "eventtrigger keys show-bootstrap failed in the api container"
+[[ $KEY =~ ^etk_[A-Za-z0-9_-]{20,}$ ]] || fail "the generated key does not look like etk_<20+ characters>"
+AUTH="Authorization: Bearer $KEY"
+[[ $(curl -s -o /dev/null -w '%{http_code}' "$API/triggers" -H "$AUTH") == 200 ]] \
+    || fail "the generated key is not accepted by the api"
+say "api on $published only, with its generated key (etk_..., ${#KEY} characters)"
 
 # --- 4. the README walkthrough ----------------------------------------------------------
 STEP=readme
-# The ```sh blocks between the walkthrough markers, in order, as one script.
-awk '/<!-- walkthrough:begin -->/{on=1} /<!-- walkthrough:end -->/{on=0}
-     on && /^```sh$/{code=1; next} code && /^```$/{code=0; print ""; next} code{print}' \
-    README.md >"$OUT/walkthrough.sh"
+doc_script README.md walkthrough >"$OUT/walkthrough.sh"
 [[ -s $OUT/walkthrough.sh ]] || fail "no walkthrough found in README.md"
 bash -euo pipefail "$OUT/walkthrough.sh" >"$OUT/walkthrough.out" 2>&1 \
     || { tail -30 "$OUT/walkthrough.out" >&2; fail "a README walkthrough command failed (output $OUT/walkthrough.out)"; }
@@ -123,7 +219,7 @@ say "event $event delivered to echo"
 
 # --- 6. a one-shot trigger lands within 10 s of its time --------------------------------
 STEP=one-shot
-created=$(curl -sf -X POST "$API/triggers" -H "$AUTH" -H 'Content-Type: application/json' \
+created=$(curl -sf -X POST "$API/triggers" -H "$AUTH" -H "$JSON" \
     -d '{"name": "compose-check one-shot", "type": "time_scheduled",
          "config": {"endpoint": "http://echo:8080/one-shot", "run_in": "3s"}}')
 trigger=$(jq -r .id <<<"$created")
@@ -156,7 +252,68 @@ for service in api scheduler worker retention; do
 done
 say "api, scheduler, worker and retention each answer /health 200 for their own role"
 
-# --- 8. two workers share the work -------------------------------------------------------
+# --- 8. an app on this host, through host.docker.internal ------------------------------
+STEP=host
+t0=$SECONDS
+# The address the containers reach this host at (host-gateway: the docker0 bridge's).
+gateway=$(docker compose exec -T worker getent ahostsv4 host.docker.internal | awk 'NR == 1 {print $1}')
+[[ $gateway =~ ^[0-9]+(\.[0-9]+){3}$ ]] || fail "host.docker.internal does not resolve in the worker ('$gateway')"
+if [[ ! -x .venv/bin/eventtrigger ]]; then
+    say "making .venv (make install) for the receiver on the host"
+    make install >"$OUT/venv.log" 2>&1 || { tail -20 "$OUT/venv.log" >&2; fail "make install failed"; }
+fi
+host_port=$(free_port "$gateway")
+# The app: listening on the bridge address, as the README tells users (not 127.0.0.1,
+# which the containers cannot reach).
+.venv/bin/eventtrigger echo --host "$gateway" --port "$host_port" >"$OUT/host-echo.log" 2>&1 &
+HOST_ECHO_PID=$!
+wait_until 15 curl -sf "http://$gateway:$host_port/health" \
+    || { cat "$OUT/host-echo.log" >&2; fail "eventtrigger echo did not start on $gateway:$host_port"; }
+host_url=http://host.docker.internal:$host_port
+# Off by default: the SSRF guard refuses the endpoint, when the trigger is saved (4xx
+# naming it) or, where the save does not resolve names, at delivery (the event fails
+# with the guard's reason and the app receives nothing).
+code=$(curl -s -o "$OUT/host-off.json" -w '%{http_code}' -X POST "$API/triggers" -H "$AUTH" -H "$JSON" \
+    -d "{\"name\": \"host app (off)\", \"type\": \"time_scheduled\",
+         \"config\": {\"endpoint\": \"$host_url/off\", \"run_in\": \"1s\",
+                     \"retry\": {\"max_attempts\": 1}}}")
+if [[ $code == 4?? ]]; then
+    grep -q 'host.docker.internal' "$OUT/host-off.json" \
+        || fail "with the switch off, the refusal does not name the URL: $(cat "$OUT/host-off.json")"
+    say "switch off: saving a trigger to $host_url refused ($code)"
+elif [[ $code == 201 ]]; then
+    off_trigger=$(jq -r .id "$OUT/host-off.json")
+    off_failed() {
+        curl -sf "$API/events?trigger_id=$off_trigger" -H "$AUTH" >"$OUT/host-off-event.json" \
+            && jq -e '.items[0].status == "failure"' "$OUT/host-off-event.json"
+    }
+    wait_until 20 off_failed || fail "with the switch off, the delivery to $host_url did not fail"
+    jq -e '.items[0].last_error | test("EGRESS_ALLOW")' "$OUT/host-off-event.json" >/dev/null \
+        || fail "with the switch off, the delivery failed for another reason: $(jq -c '.items[0].last_error' "$OUT/host-off-event.json")"
+    ! grep -q '"path":"/off"' "$OUT/host-echo.log" || fail "with the switch off, the app received a delivery"
+    say "switch off: delivery to $host_url refused by the SSRF guard ($(jq -r '.items[0].last_error' "$OUT/host-off-event.json" | cut -c1-80)...)"
+else
+    fail "with the switch off, saving a trigger to $host_url answered $code: $(cat "$OUT/host-off.json")"
+fi
+# The switch: .env's EVENTTRIGGER_EGRESS_ALLOW_HOSTS, here from the environment, for the
+# two services that read it. Kept for the later steps, so they do not re-create them.
+export EVENTTRIGGER_EGRESS_ALLOW_HOSTS=echo,host.docker.internal
+docker compose up -d --wait --wait-timeout 120 --no-deps api worker >"$OUT/host-up.log" 2>&1 \
+    || { tail -20 "$OUT/host-up.log" >&2; fail "docker compose up -d api worker (switch on) failed"; }
+[[ $(docker compose exec -T api eventtrigger keys show-bootstrap) == "$KEY" ]] \
+    || fail "the re-created api has another key: the api-keys volume did not keep it"
+code=$(curl -s -o "$OUT/host-on.json" -w '%{http_code}' -X POST "$API/triggers" -H "$AUTH" -H "$JSON" \
+    -d "{\"name\": \"host app\", \"type\": \"time_scheduled\",
+         \"config\": {\"endpoint\": \"$host_url/host-app\", \"run_in\": \"1s\"}}")
+[[ $code == 201 ]] || fail "with the switch on, saving a trigger to $host_url answered $code: $(cat "$OUT/host-on.json")"
+wait_until 20 grep -q '"path":"/host-app"' "$OUT/host-echo.log" \
+    || fail "the delivery to $host_url never reached the receiver on the host (log $OUT/host-echo.log)"
+kill "$HOST_ECHO_PID"
+wait "$HOST_ECHO_PID" 2>/dev/null || true
+HOST_ECHO_PID=""
+say "switch on: delivered to the app on $gateway:$host_port; the api kept its key ($((SECONDS - t0)) s)"
+
+# --- 9. two workers share the work -------------------------------------------------------
 STEP=scale
 docker compose up -d --wait --wait-timeout 180 --scale worker=2 >"$OUT/scale.log" 2>&1 \
     || { tail -20 "$OUT/scale.log" >&2; fail "--scale worker=2 failed"; }
@@ -172,7 +329,7 @@ both_assigned() { [[ $(group_members) -ge 2 ]]; }
 wait_until 90 both_assigned || fail "the consumer group never had two members with partitions"
 ids=()
 for i in $(seq 1 40); do
-    ids+=("$(curl -sf -X POST "$API/triggers" -H "$AUTH" -H 'Content-Type: application/json' \
+    ids+=("$(curl -sf -X POST "$API/triggers" -H "$AUTH" -H "$JSON" \
         -d "{\"name\": \"scale $i\", \"type\": \"time_scheduled\",
              \"config\": {\"endpoint\": \"http://echo:8080/scale\", \"run_in\": \"4s\"}}" | jq -r .id)")
 done
@@ -186,7 +343,7 @@ for id in "${workers[@]}"; do
     say "worker ${id:0:12} delivered $n jobs"
 done
 
-# --- 9. the test suite in containers -----------------------------------------------------
+# --- 10. the test suite in containers ----------------------------------------------------
 STEP=tests
 if [[ ${COMPOSE_CHECK_SKIP_TESTS:-0} == 1 ]]; then
     say "skipped (COMPOSE_CHECK_SKIP_TESTS=1)"
@@ -196,4 +353,82 @@ else
         || { tail -40 "$OUT/test.log" >&2; fail "docker compose run --rm test failed (log $OUT/test.log)"; }
     say "$(tail -1 "$OUT/test.log") in $((SECONDS - t0)) s"
 fi
+
+# --- 11. the production overlay, as docs/deploy.md runs it ------------------------------
+STEP=deploy
+t0=$SECONDS
+# The development stack goes first: it is done, and the production one needs the memory.
+docker compose --profile test down -v --remove-orphans >"$OUT/down.log" 2>&1 \
+    || { tail -20 "$OUT/down.log" >&2; fail "docker compose down -v failed"; }
+STARTED_STACK=0
+deploy_doc=docs/deploy.md
+rm -rf "$DEPLOY_OUT"
+mkdir -p "$DEPLOY_OUT"
+doc_script "$deploy_doc" deploy-check >"$DEPLOY_OUT/steps.sh"
+[[ -s $DEPLOY_OUT/steps.sh ]] || fail "no deploy-check section in $deploy_doc"
+# Ports 80/443 when free (as on a fresh VM), else any free ones (the environment wins
+# over the env file, as it does for users).
+http_port=80 https_port=443
+port_free 80 || http_port=$(free_port 0.0.0.0)
+port_free 443 || https_port=$(free_port 0.0.0.0)
+[[ $http_port == 80 ]] || export EVENTTRIGGER_HTTP_PORT=$http_port
+[[ $https_port == 443 ]] || export EVENTTRIGGER_HTTPS_PORT=$https_port
+# The work tree as it was, so that only what this step adds is removed afterwards.
+if [[ -d backups ]]; then
+    for f in backups/eventtrigger-*.sql.gz; do [[ -e $f ]] && BACKUPS_BEFORE[$ROOT/$f]=1; done
+else
+    BACKUPS_DIR_MADE=1
+fi
+if [[ -e $CA_FILE ]]; then
+    CA_SAVED=$DEPLOY_OUT/caddy-root.crt.saved
+    cp -p "$CA_FILE" "$CA_SAVED"
+fi
+STARTED_PROD=1
+say "running $(grep -c . "$DEPLOY_OUT/steps.sh") lines of $deploy_doc (HTTP $http_port, HTTPS $https_port)"
+# The blocks as a user runs them: from the repo root, DOMAIN empty, the env file the
+# production project reads (scripts/prod-env.sh writes it); the step's time is bounded.
+if ! COMPOSE_PROJECT_NAME=$PROD_PROJECT COMPOSE_ENV_FILES=$PROD_ENV DOMAIN="" \
+    timeout 900 bash -euo pipefail -x "$DEPLOY_OUT/steps.sh" >"$DEPLOY_OUT/steps.out" 2>&1; then
+    tail -40 "$DEPLOY_OUT/steps.out" >&2
+    fail "a $deploy_doc command failed (output $DEPLOY_OUT/steps.out)"
+fi
+say "$deploy_doc ran in $((SECONDS - t0)) s (output $DEPLOY_OUT/steps.out)"
+grep -q '^DB_PASSWORD=[0-9a-f]\{32\}$' "$PROD_ENV" || fail "scripts/prod-env.sh wrote no 32-hex-digit DB_PASSWORD"
+! grep -q "$(sed -n 's/^DB_PASSWORD=//p' "$PROD_ENV")" "$DEPLOY_OUT/steps.out" \
+    || fail "the database password appears in the commands' output"
+# Only caddy publishes ports, and only HTTP and HTTPS ("<port>/tcp <host port>" pairs,
+# once per address family).
+for service in $(prod ps --services); do
+    ports=$(docker port "$(prod ps -q "$service" | head -1)" | sed -E 's/ -> .*:/ /' | sort -u | tr '\n' ' ')
+    if [[ $service == caddy ]]; then
+        [[ $ports == "443/tcp $https_port 80/tcp $http_port " ]] \
+            || fail "caddy publishes '$ports', expected 80 -> $http_port and 443 -> $https_port"
+    else
+        [[ -z $ports ]] || fail "$service publishes '$ports'; only caddy may"
+    fi
+done
+base=https://localhost:$https_port
+prod cp caddy:/data/caddy/pki/authorities/local/root.crt "$DEPLOY_OUT/root.crt" >/dev/null
+curl -fsS --cacert "$DEPLOY_OUT/root.crt" "$base/health" | jq -e '.status == "ok"' >/dev/null \
+    || fail "$base/health through caddy, trusting its CA, is not ok"
+if curl -s -o /dev/null --max-time 10 "$base/health"; then
+    fail "$base answered without Caddy's CA being trusted: that is not Caddy's certificate"
+fi
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://localhost:$http_port/health")
+[[ $code == 30[178] ]] || fail "http://localhost:$http_port/health answered $code, not a redirect to HTTPS"
+# The dump: its name, mode 0600, listed; a restore under running roles is refused.
+dump=$(find backups -maxdepth 1 -name 'eventtrigger-*.sql.gz' -newer "$PROD_ENV" -printf '%f\n' | sort | tail -1)
+[[ $dump =~ ^eventtrigger-[0-9]{8}T[0-9]{6}Z\.sql\.gz$ ]] || fail "no dump named eventtrigger-YYYYmmddTHHMMSSZ.sql.gz in backups/"
+[[ $(stat -c %a "backups/$dump") == 600 ]] || fail "backups/$dump is mode $(stat -c %a "backups/$dump"), not 600"
+prod run --rm -T backup list 2>/dev/null | grep -q "^$dump " || fail "\`backup list\` does not show $dump"
+if prod run --rm -T backup restore "backups/$dump" >"$DEPLOY_OUT/restore-refused.out" 2>&1; then
+    fail "a restore while the roles run was not refused"
+fi
+grep -q 'other sessions' "$DEPLOY_OUT/restore-refused.out" \
+    || fail "the refused restore did not say why: $(cat "$DEPLOY_OUT/restore-refused.out")"
+prod down -v --remove-orphans >"$DEPLOY_OUT/down.log" 2>&1 \
+    || { tail -20 "$DEPLOY_OUT/down.log" >&2; fail "docker compose down -v of the production stack failed"; }
+STARTED_PROD=0
+restore_worktree
+say "HTTPS via Caddy's CA, redirect from HTTP, only caddy published, dump $dump restored; down -v ($((SECONDS - t0)) s)"
 STEP=down

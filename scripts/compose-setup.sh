@@ -29,6 +29,8 @@
 #               plus the Kafka jars fetched from Maven Central exactly like
 #               scripts/services.sh does (scripts/kafka-pom.xml; the jars of a
 #               `make services` run in .local/kafka/libs are reused).
+#   6. caddy    $CADDY_IMAGE (compose.prod.yaml's proxy): pulled if possible, else
+#               built from docker/caddy/ (Debian bookworm's caddy package).
 #
 # A locally built stand-in carries the label org.eventtrigger.standin=<hash of
 # its build context>; it is rebuilt when its context changes.  An image
@@ -49,6 +51,7 @@ COMPOSE_VERSION=v2.40.3
 BASE_IMAGE=debian:bookworm-slim
 MARIADB_IMAGE=mariadb:$MARIADB_VERSION
 KAFKA_IMAGE=apache/kafka:$KAFKA_VERSION
+CADDY_IMAGE=caddy:2
 PULL_TIMEOUT=${COMPOSE_SETUP_PULL_TIMEOUT:-30}   # seconds per `docker pull` attempt
 DOCKERD_START_TIMEOUT=60
 
@@ -394,7 +397,7 @@ else
 fi
 
 # ==========================================================================
-# 4./5. Stand-ins for the official mariadb and apache/kafka images
+# 4.-6. Stand-ins for the official mariadb, apache/kafka and caddy images
 # ==========================================================================
 
 # Hash of a build context: file names, modes and contents.
@@ -432,12 +435,15 @@ ensure_image() {
     step_end "made $image (local stand-in $want)"
 }
 
-build_mariadb() {
-    local image=$1 hash=$2 log=$3
+# build_from_dir DIR IMAGE HASH LOG: a stand-in whose build context is docker/DIR.
+build_from_dir() {
+    local dir=$1 image=$2 hash=$3 log=$4
     echo "== $(date -u +%FT%TZ) docker build $image" >>"$log"
-    docker build --pull=false --label "$STANDIN_LABEL=$hash" -t "$image" "$ROOT/docker/mariadb" >>"$log" 2>&1 \
-        || fail "docker build of $image from docker/mariadb failed"
+    docker build --pull=false --label "$STANDIN_LABEL=$hash" -t "$image" "$ROOT/docker/$dir" >>"$log" 2>&1 \
+        || fail "docker build of $image from docker/$dir failed"
 }
+build_mariadb() { build_from_dir mariadb "$@"; }
+build_caddy() { build_from_dir caddy "$@"; }
 
 # The Kafka jars: those of scripts/services.sh when it fetched the same
 # version with the same pom, else fetched here the same way.
@@ -492,3 +498,4 @@ fi
 ensure_image mariadb "$MARIADB_IMAGE" "$(context_hash "$ROOT/docker/mariadb")" build_mariadb
 ensure_image kafka "$KAFKA_IMAGE" \
     "$(context_hash "$ROOT/docker/kafka" | tr -d '\n'; printf '%s' "-$KAFKA_VERSION-$(sha256sum "$KAFKA_POM" | cut -c1-8)")" build_kafka
+ensure_image caddy "$CADDY_IMAGE" "$(context_hash "$ROOT/docker/caddy")" build_caddy
