@@ -130,6 +130,9 @@ async def run(settings: Settings, roles: tuple[str, ...]) -> None:
         loop="none",
         http="httptools",
         lifespan="off",
+        # The app reads X-Forwarded-For itself, and only from EVENTTRIGGER_TRUSTED_PROXIES;
+        # uvicorn's default would trust it from any local peer.
+        proxy_headers=False,
         log_config=None,
         access_log=False,
         # Longer than clients keep idle connections (aiohttp 15 s, load balancers 60 s):

@@ -220,15 +220,18 @@ async def test_a_body_that_is_not_json_is_refused_without_a_500(
     assert await count_rows(keydb) == 0
 
 
-async def test_keys_admin_cannot_mint_an_admin_key(
+async def test_a_key_grants_only_scopes_it_holds(
     client: httpx.AsyncClient, keydb: Database
 ) -> None:
     manager = await make_key(client, "keys:admin")
     async with as_key(client, manager["key"]) as c:
         assert_problem(await c.post(KEYS, json={"name": "up", "scopes": ["admin"]}), 403)
-        made = await c.post(KEYS, json={"name": "ok", "scopes": ["triggers:read"]})
-    assert made.status_code == 201
-    assert await count_rows(keydb) == 2
+        reader = await c.post(KEYS, json={"name": "reader", "scopes": ["triggers:read"]})
+        made = await c.post(KEYS, json={"name": "peer", "scopes": ["keys:admin"]})
+    assert_problem(reader, 403)
+    assert "triggers:read" in reader.json()["detail"]
+    assert made.status_code == 201, made.text
+    assert await count_rows(keydb) == 2  # the manager and its peer: nothing for a refusal
 
 
 async def test_revoking_an_unknown_or_malformed_id_is_404(
@@ -341,7 +344,7 @@ async def test_create_and_revoke_leave_audit_rows_naming_the_acting_key(
 ) -> None:
     manager = await make_key(client, "keys:admin", name="manager")
     async with as_key(client, manager["key"]) as c:
-        made = (await c.post(KEYS, json={"name": "n", "scopes": ["events:read"]})).json()
+        made = (await c.post(KEYS, json={"name": "n", "scopes": ["keys:admin"]})).json()
         assert (await c.delete(f"{KEYS}/{made['id']}")).status_code == 204
         assert (await c.delete(f"{KEYS}/{made['id']}")).status_code == 404  # no second row
     async with keydb.connection() as tx:

@@ -136,6 +136,20 @@ async def test_a_burst_of_refusals_from_one_address_is_answered_slowly(
         assert (await good.get("/api/v1/triggers")).status_code == 200
 
 
+async def test_refusals_sent_in_parallel_are_answered_no_faster_than_one_by_one(
+    launch: Launch, db: Database
+) -> None:
+    proc = launch("api", EVENTTRIGGER_AUTH_FAILURE_BURST="1")
+    async with _with_key(proc, "etk_not-a-key-of-ours") as guesser:
+        assert (await guesser.get("/api/v1/triggers")).status_code == 401  # the burst
+        started = time.monotonic()
+        answers = await asyncio.gather(*(guesser.get("/api/v1/triggers") for _ in range(3)))
+        took = time.monotonic() - started
+    assert [a.status_code for a in answers] == [401, 401, 401]
+    # In line, a second each: three guesses in parallel take as long as three in a row.
+    assert took >= 2.9, f"three parallel refusals over the burst took only {took:.3f} s"
+
+
 async def test_keys_create_list_revoke_through_the_cli(
     launch: Launch, api: Api, db: Database
 ) -> None:

@@ -183,6 +183,8 @@ class Guard:
         )
         self.usage = Usage()
         self._flusher: asyncio.Task[None] | None = None
+        # Addresses with slowed refusals waiting: their lock and how many wait on it.
+        self._slowed: dict[str, tuple[asyncio.Lock, int]] = {}
 
     def guard(self, route: BaseRoute) -> BaseRoute:
         """`route` behind the key check when it is a management API route."""
@@ -281,7 +283,20 @@ class Guard:
         # Behind a trusted proxy, the client it names: not one bucket for every caller.
         address = caller_address(request, self.res.settings)
         if self.failures.take(address, self.res.clock.now()) is not None:
-            await asyncio.sleep(FAILURE_DELAY)
+            # One slowed answer at a time per address: guesses sent in parallel wait in
+            # line, so they get no more answers a second than guesses sent one by one.
+            # An entry lives only while refusals from its address wait.
+            lock, waiting = self._slowed.get(address, (asyncio.Lock(), 0))
+            self._slowed[address] = (lock, waiting + 1)
+            try:
+                async with lock:
+                    await asyncio.sleep(FAILURE_DELAY)
+            finally:
+                lock, waiting = self._slowed[address]
+                if waiting == 1:
+                    del self._slowed[address]
+                else:
+                    self._slowed[address] = (lock, waiting - 1)
         raise Problem(401, detail, headers=_CHALLENGE)
 
     # ---- last_used_at ------------------------------------------------------------------

@@ -57,9 +57,13 @@ class KeyRoutes:
             new = domain.validate_create(body, now)
         except InvalidInput as exc:
             raise Problem(400, exc.detail, exc.errors) from None
-        if "admin" in new.scopes and not principal_of(request).allows("admin"):
+        caller = principal_of(request)
+        if beyond := sorted(s for s in new.scopes if not caller.allows(s)):
             # keys:admin manages keys; it must not mint a key stronger than itself.
-            raise Problem(403, "Only a key with the scope 'admin' can create an 'admin' key.")
+            raise Problem(
+                403,
+                f"A key can grant only scopes it holds; this one lacks {', '.join(beyond)}.",
+            )
         key = domain.new_key()
         stored = domain.StoredKey(
             id=new_id(now),
