@@ -44,6 +44,7 @@ names=$(cut -d'=' -f1 "$work/floors.txt" | sed 's/[-_.]/[-_.]/g' | paste -sd'|')
 # From a directory without the source tree, so the installed package is what runs.
 cp -r tests "$work/tests"
 cp -r config "$work/config"  # tests read config/example.env
+mkdir -p "$work/docs" && cp -r docs/grafana "$work/docs/grafana"  # and the dashboard
 cp pyproject.toml "$work/pyproject.toml"
 cd "$work"
 "$work/venv/bin/python" -m pytest -q -p no:cacheprovider \
