@@ -13,8 +13,8 @@ from collections.abc import Coroutine
 from typing import Any
 
 from eventtrigger import __version__, bootstrap_key
-from eventtrigger.client import commands as client_commands
 from eventtrigger.config import ROLES, Settings, SettingsError, load_settings
+from eventtrigger_client import commands as client_commands
 
 
 def parse_roles(text: str) -> tuple[str, ...]:

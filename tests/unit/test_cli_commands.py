@@ -9,8 +9,8 @@ import io
 import pytest
 
 from eventtrigger.cli import _parser, main
-from eventtrigger.client import commands
-from eventtrigger.client.api import ApiClient, ApiError
+from eventtrigger_client import commands
+from eventtrigger_client.api import ApiClient, ApiError
 
 
 def parse(*argv: str) -> argparse.Namespace:

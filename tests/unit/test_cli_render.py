@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from eventtrigger.client import render
+from eventtrigger_client import render
 
 NOW = datetime(2026, 12, 1, 15, 0, 0, tzinfo=UTC)
 PARIS = timezone(timedelta(hours=1), "CET")

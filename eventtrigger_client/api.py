@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from eventtrigger import __version__
+from eventtrigger_client import __version__
 
 API_BASE = "/api/v1"
 

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import quote, urlsplit
 
-from eventtrigger.client import render
-from eventtrigger.client.api import ApiClient, ApiError, Unreachable
+from eventtrigger_client import render
+from eventtrigger_client.api import ApiClient, ApiError, Unreachable
 
 OK, REFUSED, USAGE, SERVER = 0, 1, 2, 3
 DEFAULT_URL = "http://localhost:8080"
