@@ -1,8 +1,9 @@
 """Command line: `eventtrigger migrate`, `eventtrigger run --roles=...`, `--version`, plus
-`healthcheck` (the container's probe), `echo` (a receiver for trying deliveries), and the
-API client commands `triggers ...` and `events ...` (see `eventtrigger triggers --help`),
-`keys create|list|revoke` (managed API keys, over the API) and `keys show-bootstrap`
-(the api's generated key, see bootstrap_key.py)."""
+`healthcheck` (the container's probe), `echo` (a receiver for trying deliveries),
+`rotate-secret-key`, `keys show-bootstrap` (the api's generated key, see
+bootstrap_key.py), and beside them every client command of `eventtrigger_client` (`triggers`,
+`events`, `stats`, `aggregate`, `test-run`, `keys`, `audit`, `login`, `completion`: see
+`eventtrigger COMMAND --help`), which talk to a running API over HTTP only."""
 
 from __future__ import annotations
 
@@ -31,9 +32,14 @@ def parse_roles(text: str) -> tuple[str, ...]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="eventtrigger", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="eventtrigger",
+        description=__doc__,
+        epilog=client_commands.EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"eventtrigger {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("migrate", help="create the database if missing and apply migrations")
     run = sub.add_parser("run", help="run roles in this process")
     run.add_argument(
@@ -49,16 +55,13 @@ def _parser() -> argparse.ArgumentParser:
     echo = sub.add_parser("echo", help="run a receiver that logs every delivery it gets")
     echo.add_argument("--host", default="0.0.0.0")
     echo.add_argument("--port", type=int, default=8080)
-    keys = sub.add_parser(
-        "keys", help="API keys: create, list, revoke (over the API); show-bootstrap (local)"
-    )
-    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
-    keys_sub.add_parser(
+    groups = client_commands.add_commands(sub)
+    # Local, beside the client's `keys create|list|revoke|self`: it reads the server's file.
+    groups["keys"].add_parser(
         "show-bootstrap",
         help="print the key in EVENTTRIGGER_BOOTSTRAP_KEY_FILE (made by the api's first start)",
     )
-    client_commands.add_key_commands(keys_sub)
-    client_commands.add_commands(sub)
+    parser.set_defaults(_root_parser=parser)  # `completion` completes this whole tree
     return parser
 
 
@@ -171,9 +174,10 @@ def main(argv: list[str] | None = None) -> int:
 
         serve(args.host, args.port)
         return 0
-    if args.command in client_commands.GROUPS or getattr(args, "action", None) is not None:
-        # An HTTP client of a running API: it must work where no database or Kafka
-        # settings exist, so it never goes through load_settings().
+    if getattr(args, "action", None) is not None:
+        # A client command (every one sets its action; `keys show-bootstrap` does not): an
+        # HTTP client of a running API, which must work where no database or Kafka settings
+        # exist, so it never goes through load_settings().
         return client_commands.run(args)
     try:
         settings: Settings = load_settings()
@@ -207,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     from eventtrigger.observability.logs import setup_logging
 
     setup_logging(settings)
+    for warning in settings.warnings:
+        # Found while reading the settings, before there was a logger: said once, now.
+        logger.bind(action="unknown_setting").warning("{}", warning)
     if made_key:
         # Once, on the start that made it, where `docker compose logs api` shows it; later
         # starts read the file without a word (the file is the place to look it up).

@@ -1,9 +1,14 @@
-"""The `eventtrigger triggers ...` / `eventtrigger events ...` command-line client.
+"""The `eventtrigger` command-line client: triggers, events, stats, keys, audit, login.
 
-It talks to a running API over HTTP only (`EVENTTRIGGER_URL`, `EVENTTRIGGER_API_KEY`) and
-uses nothing but the standard library, so it needs no database or Kafka settings and
-starts fast. `api` makes the requests, `render` turns answers into tables, `commands`
-wires both to argparse and chooses exit codes.
+It talks to a running API over HTTP only, so it needs no database or Kafka settings and
+starts fast; it ships inside the server's distribution and alone as `eventtrigger-client`
+(clients/python), and so never imports the server package `eventtrigger`. `api` makes the
+requests (and reads server-sent events through `sse`); `profiles` finds the URL and key
+(flags, environment, ~/.config/eventtrigger/config.toml, the api's bootstrap key file);
+`commands` builds the command tree from `cmd_triggers`, `cmd_events` and `cmd_admin`
+(request bodies from flags in `definition`, `--wait` in `waiting`, shared helpers in
+`common`); `render` draws tables, `output` prints json/yaml/ids; `completion` writes shell
+completion scripts; `main` is the client-only entry point.
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -33,20 +33,27 @@ async def cli(
     url: str, *argv: str, key: str | None = TEST_API_KEY, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run `python -m eventtrigger.cli ARGV` with only the client's settings in its
-    environment (no database or Kafka variables: the client must not need them)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTTRIGGER_")}
-    env.update(EVENTTRIGGER_URL=url, TZ="UTC")
-    if key is not None:
-        env["EVENTTRIGGER_API_KEY"] = key
+    environment (no database or Kafka variables: the client must not need them), and
+    stdin a pipe (`stdin`, or nothing): not a terminal, as in scripts."""
     return await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "eventtrigger.cli", *argv],
-        input=stdin,
+        input=stdin or "",
         capture_output=True,
         text=True,
-        env=env,
+        env=client_env(url, key),
         timeout=60,
     )
+
+
+def client_env(url: str, key: str | None) -> dict[str, str]:
+    """This environment without the server's settings, with the client's; no profile file
+    of this machine's user can change what a test sends."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTTRIGGER_")}
+    env.update(EVENTTRIGGER_URL=url, TZ="UTC", XDG_CONFIG_HOME="/nonexistent-eventtrigger-config")
+    if key is not None:
+        env["EVENTTRIGGER_API_KEY"] = key
+    return env
 
 
 def ok(done: subprocess.CompletedProcess[str]) -> str:
@@ -135,7 +142,10 @@ async def test_trigger_lifecycle_through_the_cli(
             if event["status"] == "success":
                 break
             await asyncio.sleep(0.2)
+        # -o json: the API's event, with its delivery attempts added
+        attempts = event.pop("delivery_attempts")
         assert event == (await client.get(f"/api/v1/events/{event_id}")).json()
+        assert attempts == (await client.get(f"/api/v1/events/{event_id}/attempts")).json()["items"]
         assert event["status"] == "success"
         assert event["source"] == "manual-test"
         shown = ok(await cli(url, "events", "get", event_id))
@@ -143,7 +153,8 @@ async def test_trigger_lifecycle_through_the_cli(
         assert "last status code: 200" in shown
         events = ok(await cli(url, "events", "list", "--trigger-id", orders_id)).splitlines()
         assert events[0].split()[:4] == ["ID", "TRIGGER", "SOURCE", "STATUS"]
-        assert events[1].split()[:6] == [event_id, orders_id, "manual-test", "success", "1", "200"]
+        # the trigger's name, not its id
+        assert events[1].split()[:6] == [event_id, "orders", "manual-test", "success", "1", "200"]
         by_status = json.loads(
             ok(await cli(url, "events", "list", "--status", "failure", "--json"))
         )
@@ -159,14 +170,14 @@ async def test_trigger_lifecycle_through_the_cli(
             assert "no replay endpoint" in replayed.stderr
 
         # delete, then the trigger is gone (404: exit 1) and its event log stays
-        assert ok(await cli(url, "triggers", "delete", tick["id"])).strip() == (
+        assert ok(await cli(url, "triggers", "delete", tick["id"], "--yes")).strip() == (
             f"deleted trigger {tick['id']}"
         )
         gone = await cli(url, "triggers", "get", tick["id"])
         assert gone.returncode == 1
         assert gone.stdout == ""
         assert gone.stderr.startswith("eventtrigger: 404 Not Found: ")
-        ok(await cli(url, "triggers", "delete", orders_id))
+        ok(await cli(url, "triggers", "delete", orders_id, "--yes"))
         ok(await cli(url, "events", "get", event_id))
 
 

@@ -171,7 +171,10 @@ async def test_keys_create_list_revoke_through_the_cli(
     listed = json.loads(ok(await cli(url, "keys", "list", "--json")))
     async with api(proc) as admin:
         assert listed == (await admin.get(KEYS)).json()
-    assert ok(await cli(url, "keys", "revoke", made["id"])).strip() == f"revoked key {made['id']}"
+    assert (
+        ok(await cli(url, "keys", "revoke", made["id"], "--yes")).strip()
+        == f"revoked key {made['id']}"
+    )
     async with _with_key(proc, made["key"]) as c:
         assert (await c.get("/api/v1/events")).status_code == 401
     bad = await cli(url, "keys", "create", "--name", "x", "--scope", "root")
