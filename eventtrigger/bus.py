@@ -17,7 +17,7 @@ import contextlib
 import ssl
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -43,6 +43,9 @@ from loguru import logger
 from eventtrigger import __version__
 from eventtrigger.config import Settings
 from eventtrigger.domain.jobs import message_key
+
+if TYPE_CHECKING:  # imported only when tracing is on
+    from eventtrigger.observability.tracing import Tracing
 
 PUBLISH_TIMEOUT = 10.0
 # Errors after which an idempotent producer never sends again: it must be replaced.
@@ -254,8 +257,9 @@ async def _explain_connection_failure(settings: Settings) -> None:
 class Publisher:
     """One idempotent producer per process (acks=all), shared by every role."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, tracing: Tracing | None = None) -> None:
         self._settings = settings
+        self._tracing = tracing  # a `send` span per job and a traceparent header, if on
         self._producer = self._make()
         self._renewing = asyncio.Lock()
 
@@ -309,20 +313,29 @@ class Publisher:
         topic = topic or self._settings.kafka_topic
         failures: list[BaseException] = []
         producer = self._producer
+        tracing = self._tracing
+        started = time.time_ns() if tracing is not None else 0
         try:
             async with asyncio.timeout(PUBLISH_TIMEOUT):
                 acks = []
                 for m in messages:
                     # Each message on its own: one that fails (too large, say) must not
                     # hold back the rest of the batch.
+                    value, key = orjson.dumps(m), message_key(m)
                     try:
-                        acks.append(await producer.send(topic, orjson.dumps(m), key=message_key(m)))
+                        if tracing is None:
+                            acks.append(await producer.send(topic, value, key=key))
+                        else:  # with a traceparent header naming the event's trace
+                            headers = tracing.headers(m)
+                            acks.append(await producer.send(topic, value, key=key, headers=headers))
                     except KafkaError as exc:
                         failures.append(exc)
                 results = await asyncio.gather(*acks, return_exceptions=True)
         except TimeoutError as exc:
             results = [exc]
         failures += [r for r in results if isinstance(r, BaseException)]
+        if tracing is not None:
+            tracing.published(messages, topic, started, time.time_ns(), len(failures))
         if failures:
             poisoned = [f for f in failures if isinstance(f, POISON)]
             if poisoned:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from eventtrigger.bus import Publisher
 from eventtrigger.clock import Clock
@@ -11,6 +12,9 @@ from eventtrigger.observability.health import Health
 from eventtrigger.observability.metrics import Metrics
 from eventtrigger.observability.stats import StatsKeeper
 from eventtrigger.store.db import Database
+
+if TYPE_CHECKING:  # imported only when tracing is on (runner), so off costs no import
+    from eventtrigger.observability.tracing import Tracing
 
 
 @dataclass
@@ -22,6 +26,7 @@ class Resources:
     metrics: Metrics
     stats: StatsKeeper
     publisher: Publisher | None = None  # processes whose roles publish jobs
+    tracing: Tracing | None = None  # None unless OTEL_EXPORTER_OTLP_ENDPOINT is set
 
     @property
     def jobs(self) -> Publisher:

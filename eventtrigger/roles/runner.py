@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Callable, Coroutine, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from aiokafka.errors import KafkaError
@@ -29,6 +29,9 @@ from eventtrigger.resources import Resources
 from eventtrigger.roles import retention, scheduler, tune_gc, worker
 from eventtrigger.roles.api.app import build_app
 from eventtrigger.store.db import TRANSIENT_ERRORS, Database
+
+if TYPE_CHECKING:
+    from eventtrigger.observability.tracing import Tracing
 
 KEEP_ALIVE_SECONDS = 75
 Role = Callable[[Resources, asyncio.Event], Coroutine[Any, Any, None]]
@@ -96,12 +99,23 @@ async def _wait_for(
                 await asyncio.wait_for(stop.wait(), 1.0)
 
 
+def _tracing(settings: Settings, roles: tuple[str, ...]) -> Tracing | None:
+    """OpenTelemetry tracing when OTEL_EXPORTER_OTLP_ENDPOINT is set; otherwise None,
+    and the SDK is not even imported."""
+    if not settings.otel_endpoint:
+        return None
+    from eventtrigger.observability.tracing import Tracing
+
+    return Tracing.start(settings.otel_endpoint, roles)
+
+
 async def run(settings: Settings, roles: tuple[str, ...]) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
+    tracing = _tracing(settings, roles)
     db = Database(settings.database)
     await _wait_for("database", db.connect, TRANSIENT_ERRORS, stop)
     checks: dict[str, Check] = {"database": lambda: db.ping(DATABASE_CHECK_TIMEOUT)}
@@ -110,7 +124,7 @@ async def run(settings: Settings, roles: tuple[str, ...]) -> None:
     if set(roles) & {"api", "scheduler", "worker"}:
         checks["kafka"] = probe.ping
         await _wait_for("kafka", lambda: ensure_topics(settings), KAFKA_ERRORS, stop)
-        publisher = Publisher(settings)
+        publisher = Publisher(settings, tracing)
         await _wait_for("kafka", publisher.start, KAFKA_ERRORS, stop)
     metrics = Metrics()
     windows = Windows(settings.retention_active, settings.retention_total)
@@ -122,9 +136,10 @@ async def run(settings: Settings, roles: tuple[str, ...]) -> None:
         metrics=metrics,
         stats=StatsKeeper(db, windows, metrics),
         publisher=publisher,
+        tracing=tracing,
     )
     config = uvicorn.Config(
-        build_app(res, api="api" in roles),
+        build_app(res, api="api" in roles, stop=stop),
         host=settings.http_host,
         port=settings.http_port,
         loop="none",
@@ -161,4 +176,6 @@ async def run(settings: Settings, roles: tuple[str, ...]) -> None:
         if publisher is not None:
             await publisher.stop()
         await db.close()
+        if tracing is not None:  # last: the publishes and deliveries above make spans
+            await asyncio.to_thread(tracing.shutdown)
     logger.bind(action="stopped").info("eventtrigger stopped")

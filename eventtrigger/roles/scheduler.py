@@ -293,6 +293,8 @@ class Scheduler:
             # occurrence without one, so at least it stops blocking its trigger's slot.
             event = await record(with_event=False)
         self.res.metrics.schedule_errors.inc()
+        if event is not None and self.res.tracing is not None:
+            self.res.tracing.event(event, self.res.clock.now(), error=error)
         self.log.bind(
             action="fire_failed_for_good", occurrence_id=occurrence,
             trigger_id=event.trigger_id if event else None,
@@ -372,6 +374,12 @@ class Scheduler:
                           error=error).error("occurrence recorded as failed")  # fmt: skip
         # Jobs first, log lines after (they take a noticeable while for a big batch).
         self.background.send([job_message(event_dict(e)) for e in events])
+        if self.res.tracing is not None:
+            stored = self.res.clock.now()
+            for e in events:
+                self.res.tracing.event(e, stored)
+            for e, error in broken:
+                self.res.tracing.event(e, stored, error=error)
         await asyncio.sleep(0)  # let the next batch start its transaction meanwhile
         for e in events:
             self.log.info(

@@ -247,8 +247,11 @@ class FiringRoutes:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 
-    async def _fire(self, call: Call, deadline: float | None = None) -> Intake:
-        """Store the event (and its key) by `deadline` (loop time), answer, publish after."""
+    async def _fire(
+        self, call: Call, deadline: float | None = None, request: Request | None = None
+    ) -> Intake:
+        """Store the event (and its key) by `deadline` (loop time), answer, publish after.
+        `request`: the API call, whose `traceparent` the event's trace links to."""
         event = call.event
         size = job_bytes(event.payload, event.request)
         if size > MAX_JOB_BYTES:
@@ -263,6 +266,9 @@ class FiringRoutes:
             return outcome
         if self.background is not None:
             self.background.send([job_message(event_dict(event))])
+        if self.res.tracing is not None:
+            caller = None if request is None else request.headers.get("traceparent")
+            self.res.tracing.event(event, self.res.clock.now(), caller=caller)
         logger.bind(
             action="fired",
             trigger_id=event.trigger_id,
@@ -387,7 +393,7 @@ class FiringRoutes:
         )
         expect = fingerprint(record) if cached else None
         if key is None:
-            if await self._fire(Call(event, None, expect), deadline) == "stale":
+            if await self._fire(Call(event, None, expect), deadline, request=request) == "stale":
                 return None
             return json_response({"event_id": event.id}, 202)
         # Canonical JSON, so a repeat that differs only in spacing or key order matches.
@@ -396,7 +402,7 @@ class FiringRoutes:
         earlier = await self._earlier(idem, deadline)
         if earlier is not None:
             return earlier
-        outcome = await self._fire(Call(event, idem, expect), deadline)
+        outcome = await self._fire(Call(event, idem, expect), deadline, request=request)
         if outcome == "stale":
             return None
         if outcome == "taken":  # a concurrent call with the same key was stored first
@@ -481,7 +487,7 @@ class FiringRoutes:
             request=request_snapshot(record.config, record.signing, self.res.clock.now()),
             test=True,
         )
-        await self._fire(Call(event))
+        await self._fire(Call(event), request=request)
         return json_response({"event_id": event.id}, 202)
 
     async def test_run(self, request: Request) -> Response:
@@ -517,5 +523,5 @@ class FiringRoutes:
             request=request_snapshot(config, secret, now),
             test=True,
         )
-        await self._fire(Call(event))
+        await self._fire(Call(event), request=request)
         return json_response({"event_id": event.id, "signing_secret": secret}, 202)

@@ -59,7 +59,7 @@ class ReplayRoutes:
                 409, "This event was never sent (its schedule failed); nothing to replay."
             )
         [new] = await self._replay(
-            [row], lambda now: entry_for(request, "event.replay", event_id, [], now)
+            [row], lambda now: entry_for(request, "event.replay", event_id, [], now), request
         )
         return json_response({"event_id": new}, 202)
 
@@ -83,7 +83,7 @@ class ReplayRoutes:
         if trigger_id is not None and not looks_like_id(trigger_id):
             # Not one of our ids, so nothing matches (and a non-ASCII one must never reach
             # the ASCII column: a collation error there would be a 503).
-            return json_response({"event_ids": await self._replay([], audit)}, 202)
+            return json_response({"event_ids": await self._replay([], audit, request)}, 202)
         now = self.res.clock.now()
         lower = self.windows.kept_since(now)
         rows = await eventlog.replay_sources(
@@ -94,10 +94,10 @@ class ReplayRoutes:
             limit=int(body.get("limit", replay.DEFAULT_BULK)),
         )
         sendable = [r for r in rows if replay.replayable(r)]  # schedule errors: skipped
-        return json_response({"event_ids": await self._replay(sendable, audit)}, 202)
+        return json_response({"event_ids": await self._replay(sendable, audit, request)}, 202)
 
     async def _replay(
-        self, originals: Sequence[Row], audit: Callable[[datetime], AuditEntry]
+        self, originals: Sequence[Row], audit: Callable[[datetime], AuditEntry], request: Request
     ) -> list[str]:
         """Store one replay per original and the call's audit row in one transaction, then
         publish them. A bulk replay that matched nothing is audited too: it was asked."""
@@ -124,6 +124,10 @@ class ReplayRoutes:
         if self.background is not None and events:
             self.background.send([job_message(event_dict(e)) for e in events])
         self.res.metrics.replays.inc(len(events))
+        if self.res.tracing is not None:
+            stored, caller = self.res.clock.now(), request.headers.get("traceparent")
+            for event in events:
+                self.res.tracing.event(event, stored, caller=caller)
         for event in events:
             _log(event)
         return [e.id for e in events]
