@@ -1,6 +1,8 @@
 """The worker's outcomes: what an attempt's result means for its event (pure: `now` and
 the jitter draw are passed in), and how a batch of outcomes is stored, in one
-transaction with what must commit with them (dead-letter copies owed, auto-pause)."""
+transaction with what must commit with them (dead-letter copies owed, auto-pause).
+What the attempt sent and got back (the request's headers, the response's) rides along
+on the Result into its history row, in the same multi-row insert."""
 
 from __future__ import annotations
 
@@ -54,6 +56,8 @@ def attempt_outcome(
         started_at=started_at,
         duration_ms=duration_ms,
         response_body=result.body,
+        request=result.request,
+        response_headers=result.response_headers,
     )
 
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from eventtrigger.domain.jobs import NewEvent
-from eventtrigger.store.db import Row, Tx, read_time
+from eventtrigger.store.db import Row, Tx, read_time, write_json
 from eventtrigger.store.events import decode_event, in_list
 from eventtrigger.store.queries import Q
 
@@ -37,6 +38,10 @@ class Attempt:
     started_at: datetime | None = None
     duration_ms: int = 0
     response_body: str | None = None
+    # What was sent ({"method", "url", "headers", "body_sha256"}) and the response's
+    # headers, already bounded and masked (delivery.py); None: none made, or no answer.
+    request: dict[str, Any] | None = None
+    response_headers: dict[str, str] | None = None
 
 
 def _chunks(ids: Sequence[str]) -> list[list[str]]:
@@ -161,6 +166,8 @@ async def _insert_history(tx: Tx, attempts: Sequence[Attempt]) -> None:
         args += [
             a.event_id, a.attempt, a.started_at, a.duration_ms, a.status_code, a.error,
             a.response_body, a.next_attempt_at,
+            None if a.request is None else write_json(a.request),
+            None if a.response_headers is None else write_json(a.response_headers),
         ]  # fmt: skip
     await tx.execute(Q["deliveries.insert_history"].format(values=values), args)
 

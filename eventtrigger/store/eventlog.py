@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from eventtrigger.domain.times import FAR_FUTURE
-from eventtrigger.store.db import Database, Row, read_time
+from eventtrigger.store.db import Database, Row, read_json, read_time
 from eventtrigger.store.events import decode_event
 from eventtrigger.store.queries import Q
 from eventtrigger.store.secrets import open_snapshot
@@ -65,6 +65,8 @@ async def page(
 
 
 async def find(db: Database, event_id: str) -> Row | None:
+    """One event from either table, with its request snapshot (its secrets as stored:
+    never shown)."""
     async with db.connection() as tx:
         for table in (HOT, ARCHIVE):
             row = await tx.fetch_one(Q["eventlog.one"].format(table=table), (event_id,))
@@ -107,10 +109,13 @@ def _replayable(db: Database, row: Row) -> Row:
 
 
 async def attempts(db: Database, event_id: str) -> list[Row]:
-    """An event's delivery attempts, oldest first (times in UTC)."""
+    """An event's delivery attempts, oldest first (times in UTC, `request` and
+    `response_headers` decoded; None for attempts stored before they were kept)."""
     async with db.connection() as tx:
         rows = await tx.fetch_all(Q["eventlog.attempts"], (event_id,))
     for row in rows:
         row["started_at"] = read_time(row["started_at"])
         row["next_attempt_at"] = read_time(row["next_attempt_at"])
+        row["request"] = read_json(row["request"])
+        row["response_headers"] = read_json(row["response_headers"])
     return rows

@@ -25,15 +25,18 @@ STEPS_PER_DOUBLING = 4
 
 @dataclass(frozen=True)
 class Range:
-    """`count` buckets of `bucket` seconds, the last one holding `now`."""
+    """`count` buckets of `bucket` seconds from `start` (with `ending_at`, the last one
+    holding `now`); `until`, when set, ends the range early (inside the last bucket)."""
 
     start: datetime
     bucket: int
     count: int
+    until: datetime | None = None
 
     @property
     def end(self) -> datetime:
-        return self.start + timedelta(seconds=self.bucket * self.count)
+        full = self.start + timedelta(seconds=self.bucket * self.count)
+        return full if self.until is None else min(full, self.until)
 
     @classmethod
     def ending_at(cls, now: datetime, bucket: int, count: int) -> Range:

@@ -408,7 +408,7 @@ async def test_get_one_event_from_either_table_with_its_view(
         response = await client.get(f"{EVENTS}/{ev[name].id}")
         assert response.status_code == 200, (name, response.text)
         body = response.json()
-        assert set(body) == EVENT_KEYS
+        assert set(body) == EVENT_KEYS | {"request"}
         assert body["id"] == ev[name].id
         assert body["retention"] == view, name
         assert body["status"] == ev[name].status
@@ -447,6 +447,11 @@ async def test_get_one_event_has_every_field(client: httpx.AsyncClient, db: Data
         "last_error": "HTTP 500",
         "delivered_at": None,
         "retention": "active",
+        "request": {
+            "method": "POST",
+            "url": "https://example.com/hook",
+            "body": '{"order":7,"items":["a","b"],"note":null}',
+        },
     }
     assert parse_time(times["fired_at"]) == e.fired_at
     assert parse_time(times["scheduled_at"]) == e.fired_at - timedelta(milliseconds=250)

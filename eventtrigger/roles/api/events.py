@@ -1,4 +1,17 @@
-"""Event log endpoints: list (active or archived view), one event, per-trigger aggregate."""
+"""Event log endpoints: list (active or archived view), one event, per-trigger aggregate,
+an event's attempts.
+
+The event detail shows the request's body as sent without storing it per attempt: the
+worker sends `request_body` of the job, which is built from the stored payload, and the
+same function rebuilds it here from the same payload. On MariaDB the payload is kept as
+the text it was written as, and orjson reads back exactly what it wrote, so the text is
+exact. (On MySQL, JSON columns are normalised: a first attempt sent before the row was
+read back may have had another key order; each attempt's `request.body_sha256` says
+whether the text shown is the one it sent.)
+
+`events:read` must not show what needs `triggers:read`: URLs are shown with `shown_url`
+and each attempt's recorded headers are masked again by today's `sensitive` rule on the
+way out, so rows recorded under a narrower rule are answered as masked as new ones."""
 
 from __future__ import annotations
 
@@ -8,7 +21,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from eventtrigger.delivery import MASK, sensitive, shown_url
 from eventtrigger.domain.errors import FieldError
+from eventtrigger.domain.jobs import request_body
 from eventtrigger.domain.retention import Windows
 from eventtrigger.domain.times import iso, parse_rfc3339
 from eventtrigger.ids import looks_like_id
@@ -57,6 +72,37 @@ def event_json(row: Row, view: str) -> dict[str, Any]:
     }
 
 
+def sent_request_json(row: Row) -> dict[str, Any]:
+    """The request an event's attempts send: method, URL and the body as the exact text
+    the worker sends (None for GET and DELETE)."""
+    snapshot = row["request"]
+    body = request_body({"method": snapshot["method"], "body": row["payload"]})
+    return {
+        "method": snapshot["method"],
+        "url": shown_url(snapshot["url"]),
+        "body": None if body is None else body.decode(),
+    }
+
+
+def masked_headers(headers: Any) -> Any:
+    """Recorded headers with every value `sensitive` masks masked (None stays None)."""
+    if not isinstance(headers, dict):
+        return headers
+    return {name: MASK if sensitive(name) else value for name, value in headers.items()}
+
+
+def attempt_request_json(stored: Any) -> Any:
+    """An attempt's recorded request (None for rows from before it was kept), its URL and
+    headers masked by the current rules (masking is idempotent)."""
+    if not isinstance(stored, dict):
+        return stored
+    shown = dict(stored)
+    if isinstance(shown.get("url"), str):
+        shown["url"] = shown_url(shown["url"])
+    shown["headers"] = masked_headers(shown.get("headers"))
+    return shown
+
+
 def attempt_json(row: Row) -> dict[str, Any]:
     nxt = row["next_attempt_at"]
     return {
@@ -67,6 +113,8 @@ def attempt_json(row: Row) -> dict[str, Any]:
         "error": row["error"],
         "response_body": row["response_body"],
         "next_attempt_at": None if nxt is None else iso(nxt),
+        "request": attempt_request_json(row["request"]),
+        "response_headers": masked_headers(row["response_headers"]),
     }
 
 
@@ -169,7 +217,7 @@ class EventRoutes:
         view = None if row is None else self.windows.view_of(row["fired_at"], self.res.clock.now())
         if row is None or view is None:
             raise Problem(404, f"No event with id {event_id!r}.")
-        return json_response(event_json(row, view))
+        return json_response({**event_json(row, view), "request": sent_request_json(row)})
 
     async def attempts(self, request: Request) -> Response:
         """An event's delivery attempts, oldest first; 404 exactly when GET of the event is

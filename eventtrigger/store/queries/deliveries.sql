@@ -72,12 +72,13 @@ SELECT %s, %s, %s, %s, %s, %s, %s
 -- history_values per row). Only attempts that passed the guard above get here; a row
 -- that exists already (impossible under that guard) is left as it is.
 INSERT INTO delivery_attempts (event_id, attempt, started_at, duration_ms, status_code,
-                               error, response_body, next_attempt_at)
+                               error, response_body, next_attempt_at, request,
+                               response_headers)
 VALUES {values}
 ON DUPLICATE KEY UPDATE event_id = event_id;
 
 -- name: history_values
-(%s, %s, %s, %s, %s, %s, %s, %s)
+(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 
 -- name: select_due
 -- Unfinished events whose deadline passed, both statuses in one range in deadline order,

@@ -13,14 +13,17 @@ ORDER BY fired_at DESC, id DESC
 LIMIT %s;
 
 -- name: one
+-- With the request snapshot: the event detail shows the method, URL and body sent.
 SELECT id, trigger_id, trigger_type, source, is_test_run, note, replay_of, scheduled_at,
-       fired_at, payload, status, attempts, last_status_code, last_error, delivered_at,
-       created_at, updated_at
+       fired_at, payload, request, status, attempts, last_status_code, last_error,
+       delivered_at, created_at, updated_at
 FROM {table} WHERE id = %s;
 
 -- name: attempts
--- One event's attempt history, oldest first (the primary key's order).
-SELECT attempt, started_at, duration_ms, status_code, error, response_body, next_attempt_at
+-- One event's attempt history, oldest first (the primary key's order). `request` and
+-- `response_headers` are JSON text, NULL in rows written before they were kept.
+SELECT attempt, started_at, duration_ms, status_code, error, response_body, next_attempt_at,
+       request, response_headers
 FROM delivery_attempts WHERE event_id = %s ORDER BY attempt;
 
 -- name: replay_sources
