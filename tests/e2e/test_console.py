@@ -7,7 +7,8 @@ succeed, open events, look at a failed one and its replay button, delete); anoth
 1,000 triggers and 100,000 events and checks each page answers within 2 s and asks the
 API for one page only.
 
-Set CONSOLE_SCREENSHOTS=docs/console to refresh the README's screenshots while walking.
+Set CONSOLE_SCREENSHOTS=<dir> to save a picture of each step of the walk there (to look at;
+the screenshots in docs/console come from scripts/screenshots.py, a real run).
 """
 
 from __future__ import annotations

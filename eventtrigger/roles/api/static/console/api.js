@@ -1,6 +1,8 @@
 // The console is a client of the JSON API: every figure and action goes through
 // /api/v1/... with the key the operator typed, kept in this tab's sessionStorage.
 
+import { follow } from "./sse.js";
+
 const KEY = "eventtrigger.key";
 
 export function getKey() {
@@ -59,6 +61,15 @@ export async function call(method, path, body) {
   return parsed;
 }
 
+/** Follow /api/v1/events/stream (server-sent events) with the signed-in key; `params`
+ *  are its filters. Returns the function that closes it (see sse.js). */
+export function followEvents(params, handlers) {
+  const headers = {};
+  const key = getKey();
+  if (key) headers.Authorization = `Bearer ${key}`;
+  return follow(`/api/v1/events/stream${qs(params)}`, headers, handlers);
+}
+
 export const get = (path) => call("GET", path);
 export const post = (path, body) => call("POST", path, body);
 export const patch = (path, body) => call("PATCH", path, body);
@@ -79,11 +90,16 @@ export function qs(params) {
 // instead of offering an action that would 404. A 404/405 from one marks it missing too.
 const OPTIONAL = {
   replay: ["POST", "/api/v1/events/{}/replay"],
+  bulkReplay: ["POST", "/api/v1/events/replay"],
   attempts: ["GET", "/api/v1/events/{}/attempts"],
+  stream: ["GET", "/api/v1/events/stream"],
   rotateSecret: ["POST", "/api/v1/triggers/{}/rotate-secret"],
   rotateUrl: ["POST", "/api/v1/triggers/{}/rotate-webhook-url"],
 };
 let features = null;
+// What /stats/series takes, from its parameters in the same document: the named ranges
+// (older servers know 1h and 48h only) and whether from/to pick a custom window.
+const series = { ranges: ["1h", "48h"], custom: false };
 
 export async function loadFeatures() {
   if (features) return features;
@@ -97,6 +113,10 @@ export async function loadFeatures() {
     for (const [name, [method, path]] of Object.entries(OPTIONAL)) {
       features[name] = (paths[path] || []).includes(method);
     }
+    const params = doc.paths?.["/api/v1/stats/series"]?.get?.parameters || [];
+    const range = params.find((p) => p.name === "range");
+    if (Array.isArray(range?.schema?.enum)) series.ranges = range.schema.enum;
+    series.custom = params.some((p) => p.name === "from") && params.some((p) => p.name === "to");
   } catch {
     // Without the document, assume none of them: the buttons say why they are off.
   }
@@ -107,12 +127,19 @@ export function hasFeature(name) {
   return Boolean(features && features[name]);
 }
 
+/** The chart ranges this server answers: {ranges: ["1h", ...], custom: bool}. */
+export function seriesSupport() {
+  return series;
+}
+
 export function markMissing(name) {
   if (features) features[name] = false;
 }
 
 export const MISSING_REASON = {
   replay: "Replay needs POST /api/v1/events/{id}/replay, which this server does not offer yet.",
+  bulkReplay: "Bulk replay needs POST /api/v1/events/replay, which this server does not offer yet.",
+  stream: "The live tail needs GET /api/v1/events/stream, which this server does not offer yet.",
   attempts: "Attempt history needs GET /api/v1/events/{id}/attempts, which this server does not offer yet.",
   rotateSecret: "Needs POST /api/v1/triggers/{id}/rotate-secret, which this server does not offer yet.",
   rotateUrl: "Needs POST /api/v1/triggers/{id}/rotate-webhook-url, which this server does not offer yet.",

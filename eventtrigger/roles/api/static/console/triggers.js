@@ -3,7 +3,7 @@
 // validation messages next to the fields they name.
 
 import { get, post, patch, del, qs, ApiError, rememberName, hasFeature, markMissing, MISSING_REASON } from "./api.js";
-import { el, $, when, relative, badge, scheduleWords, cronWords, json, copy, browserZone, fromLocalInput, toLocalInput, ms, between } from "./util.js";
+import { el, $, when, relative, badge, scheduleWords, cronWords, json, copy, browserZone, fromLocalInput, toLocalInput, ms, between, num, sortableHead } from "./util.js";
 import { seriesCharts } from "./overview.js";
 
 const PAGE_SIZE = 50;
@@ -19,10 +19,13 @@ function fillLastOutcomes(rows) {
       try {
         const page = await get(`/events${qs({ trigger_id: id, limit: 1 })}`);
         const last = page.items[0];
+        // Sorting by this column groups failures together, newest first within each.
+        cell.dataset.sort = last ? `${last.status} ${last.fired_at}` : "";
         cell.replaceChildren(last
           ? el("a", { href: `#/events/${last.id}`, title: new Date(last.fired_at).toISOString() }, badge(last.status), " ", relative(last.fired_at))
           : el("span", { class: "muted" }, "none yet"));
       } catch {
+        cell.dataset.sort = "";
         cell.replaceChildren(el("span", { class: "muted" }, "?"));
       }
     }
@@ -53,6 +56,18 @@ async function remove(trigger, ctx) {
   return true;
 }
 
+/** Where a trigger delivers, short: host and path (the full URL is the cell's title). */
+function endpointWords(url) {
+  if (!url) return el("span", { class: "muted" }, "-");
+  try {
+    const u = new URL(url);
+    const path = u.pathname === "/" ? "" : u.pathname;
+    return el("span", { class: "mono" }, `${u.host}${path.length > 32 ? `${path.slice(0, 31)}…` : path}`);
+  } catch {
+    return el("span", { class: "mono" }, url);
+  }
+}
+
 function actionError(ctx) {
   return (err) => ctx.toast(err instanceof ApiError ? `${err.message}${err.errors.length ? `: ${err.errors.map((e) => `${e.field} ${e.message}`).join("; ")}` : ""}` : String(err), true);
 }
@@ -66,6 +81,10 @@ export async function renderList(page, params, ctx) {
   const status = el("select", { id: "trigger-status", "aria-label": "Status" },
     ...["", "active", "paused", "completed"].map((v) => el("option", { value: v, selected: (q.get("status") || "") === v }, v || "All statuses")));
   const body = el("tbody", { id: "trigger-rows" });
+  const { thead, resort } = sortableHead(body, [
+    ["Name", true], ["Endpoint", true], ["Type", true], ["Status", true], ["Schedule", true],
+    ["Next fire", true], ["Last outcome", true], ["", false],
+  ]);
   const more = el("button", { type: "button", id: "more", hidden: true }, "Load more");
   const count = el("span", { class: "muted", id: "trigger-count" });
   page.append(
@@ -73,10 +92,9 @@ export async function renderList(page, params, ctx) {
       el("h1", {}, "Triggers"), search, type, status,
       el("a", { class: "button primary", href: "#/triggers/new", id: "new-trigger" }, "New trigger")),
     el("section", { class: "card" },
-      el("table", { class: "list" },
-        el("thead", {}, el("tr", {}, ...["Name", "Type", "Status", "Schedule", "Next fire", "Last outcome", ""].map((h) => el("th", {}, h)))),
-        body),
-      el("div", { class: "pager" }, count, more)));
+      el("table", { class: "list", id: "triggers" }, thead, body),
+      el("div", { class: "pager" }, count,
+        el("span", { class: "muted small" }, "Sorting orders the loaded triggers."), more)));
 
   let cursor = null;
   let loaded = [];
@@ -92,7 +110,7 @@ export async function renderList(page, params, ctx) {
     }
     count.textContent = needle
       ? `${shown} of ${loaded.length} loaded triggers match${cursor ? " (load more to search further)" : ""}`
-      : `${loaded.length} trigger${loaded.length === 1 ? "" : "s"}${cursor ? " loaded" : ""}`;
+      : `${num(loaded.length)} trigger${loaded.length === 1 ? "" : "s"}${cursor ? " loaded" : ""}`;
   };
 
   function row(t) {
@@ -101,12 +119,14 @@ export async function renderList(page, params, ctx) {
       el("button", { type: "button", "data-action": "test", title: t.type === "webhook" ? "Open the trigger to send a test payload" : "Fire once now, as a test", onclick: () => (t.type === "webhook" ? ctx.navigate(`#/triggers/${t.id}`) : testRun(t, ctx).catch(actionError(ctx))) }, "Test"),
       el("button", { type: "button", class: "danger", "data-action": "delete", onclick: () => remove(t, ctx).then((gone) => gone && reload()).catch(actionError(ctx)) }, "Delete"));
     const last = el("td", { class: "last" }, el("span", { class: "muted" }, "..."));
-    const tr = el("tr", { "data-trigger": t.id, "data-search": `${t.name} ${t.id}`.toLowerCase() },
+    const endpoint = t.config?.endpoint || "";
+    const tr = el("tr", { "data-trigger": t.id, "data-row": "", "data-search": `${t.name} ${t.id} ${endpoint}`.toLowerCase() },
       el("td", {}, el("a", { href: `#/triggers/${t.id}`, class: "name" }, t.name)),
+      el("td", { class: "endpoint", "data-sort": endpoint, title: `${t.config?.method || "POST"} ${endpoint}` }, endpointWords(endpoint)),
       el("td", {}, TYPES[t.type] || t.type),
       el("td", {}, badge(t.status)),
       el("td", {}, scheduleWords(t)),
-      el("td", {}, t.next_fire_at ? [when(t.next_fire_at), el("div", { class: "muted small" }, relative(t.next_fire_at))] : el("span", { class: "muted" }, "-")),
+      el("td", { "data-sort": t.next_fire_at || "" }, t.next_fire_at ? [when(t.next_fire_at), el("div", { class: "muted small" }, relative(t.next_fire_at))] : el("span", { class: "muted" }, "-")),
       last, actions);
     rememberName(t.id, t.name);
     return [tr, [t.id, last]];
@@ -119,10 +139,11 @@ export async function renderList(page, params, ctx) {
     loaded = loaded.concat(answer.items);
     const made = answer.items.map(row);
     body.append(...made.map(([tr]) => tr));
-    if (!loaded.length) body.append(el("tr", {}, el("td", { colspan: 7, class: "muted" }, "No triggers yet. Create one with New trigger.")));
+    if (!loaded.length) body.append(el("tr", {}, el("td", { colspan: 8, class: "muted" }, "No triggers yet. Create one with New trigger.")));
     more.hidden = !cursor;
+    resort();
     apply();
-    fillLastOutcomes(made.map(([, cell]) => cell));
+    fillLastOutcomes(made.map(([, cell]) => cell)).then(resort);
   }
   function reload() {
     const next = new URLSearchParams({ ...(search.value ? { q: search.value } : {}), ...(type.value ? { type: type.value } : {}), ...(status.value ? { status: status.value } : {}) });

@@ -170,3 +170,128 @@ export async function copy(text) {
     return ok;
   }
 }
+
+const numbers = new Intl.NumberFormat();
+
+/** A count with the viewer's thousands separators (12,345); "-" for none. */
+export function num(value) {
+  return value === null || value === undefined || Number.isNaN(value) ? "-" : numbers.format(value);
+}
+
+/** A percentage with one decimal (0.8 %), "-" without a denominator. */
+export function percent(part, whole) {
+  return whole ? `${((100 * part) / whole).toFixed(1)} %` : "-";
+}
+
+// ---- time ranges --------------------------------------------------------------------
+
+/** The presets offered on the events list and the charts: [name, seconds, words]. */
+export const PRESETS = [
+  ["15m", 900, "15 min"],
+  ["1h", 3600, "1 h"],
+  ["6h", 21600, "6 h"],
+  ["24h", 86400, "24 h"],
+  ["48h", 172800, "48 h"],
+];
+
+export function presetSeconds(name) {
+  const found = PRESETS.find(([n]) => n === name);
+  return found ? found[1] : null;
+}
+
+/** "last 1 h" for a preset; "12 Mar 10:00 to 11:30" for a custom window. */
+export function windowWords(range, from, to) {
+  const found = PRESETS.find(([n]) => n === range);
+  if (found) return `last ${found[2]}`;
+  const short = new Intl.DateTimeFormat(undefined, { month: "short", day: "2-digit", hour: "2-digit", minute: "2-digit" });
+  if (from && to) return `${short.format(new Date(from))} to ${short.format(new Date(to))}`;
+  if (from) return `since ${short.format(new Date(from))}`;
+  if (to) return `until ${short.format(new Date(to))}`;
+  return "all kept";
+}
+
+// ---- copy as curl -------------------------------------------------------------------
+
+/** A word for a POSIX shell: single-quoted, each ' written as '\'' . */
+export function shellQuote(text) {
+  return `'${String(text).replace(/'/g, "'\\''")}'`;
+}
+
+export const MASK = "***";
+// Headers curl writes itself from the URL and the body; repeating them could only clash.
+const TRANSPORT = new Set(["host", "content-length", "connection", "transfer-encoding"]);
+
+/** The curl command that repeats `request` ({method, url, headers, body}); `masked` lists
+ *  the headers whose values the API hid (left as *** for the reader to fill in). */
+export function curlCommand(request) {
+  const parts = [`curl -X ${request.method || "POST"} ${shellQuote(request.url)}`];
+  const masked = [];
+  for (const [name, value] of Object.entries(request.headers || {})) {
+    if (TRANSPORT.has(name.toLowerCase())) continue;
+    if (value === MASK) masked.push(name);
+    parts.push(`-H ${shellQuote(`${name}: ${value}`)}`);
+  }
+  if (request.body !== undefined && request.body !== null && request.body !== "") {
+    parts.push(`--data-raw ${shellQuote(request.body)}`);
+  }
+  return { text: parts.join(" \\\n  "), masked };
+}
+
+// ---- sortable tables ------------------------------------------------------------------
+
+const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: "base" });
+
+function cellKey(row, index) {
+  const cell = row.children[index];
+  if (!cell) return "";
+  return cell.dataset.sort !== undefined ? cell.dataset.sort : cell.textContent.trim();
+}
+
+function compare(a, b) {
+  const x = Number(a);
+  const y = Number(b);
+  if (a !== "" && b !== "" && !Number.isNaN(x) && !Number.isNaN(y)) return x - y;
+  return collator.compare(a, b);
+}
+
+/**
+ * Column headers for a table whose loaded rows sort in the browser: `columns` is a list
+ * of [label, sortable]; a click (or Enter/Space, the header is a button) sorts by that
+ * column, again reverses it, and aria-sort says which way. Cells may carry data-sort
+ * (a number or a string) when their text is not what they sort by. Rows without
+ * data-row (messages such as "no events") stay put. Returns {thead, resort} where
+ * resort() re-applies the current order after more rows arrive.
+ */
+export function sortableHead(tbody, columns) {
+  let by = null;
+  let dir = 1;
+  const ths = columns.map(([label, sortable], index) => {
+    if (!sortable) return el("th", {}, label);
+    const th = el("th", { "aria-sort": "none", "data-column": label },
+      el("button", { type: "button", class: "sort", title: `Sort by ${label.toLowerCase()}` }, label));
+    th.querySelector("button").addEventListener("click", () => {
+      dir = by === index ? -dir : 1;
+      by = index;
+      resort();
+    });
+    return th;
+  });
+  function resort() {
+    ths.forEach((th, i) => {
+      if (th.hasAttribute("aria-sort")) {
+        th.setAttribute("aria-sort", i === by ? (dir > 0 ? "ascending" : "descending") : "none");
+      }
+    });
+    if (by === null) return;
+    const rows = [...tbody.children].filter((tr) => tr.dataset.row !== undefined);
+    // Empty cells (no next fire, no outcome yet) go last whichever way the column runs.
+    rows.sort((a, b) => {
+      const x = cellKey(a, by);
+      const y = cellKey(b, by);
+      if (x === "" || y === "") return (x === "") - (y === "");
+      return dir * compare(x, y);
+    });
+    tbody.append(...rows);
+  }
+  return { thead: el("thead", {}, el("tr", {}, ...ths)), resort };
+}
