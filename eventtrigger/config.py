@@ -3,13 +3,20 @@
 The object is built in `cli.py` and passed explicitly to whatever needs it; nothing reads
 the environment anywhere else. A bad value raises SettingsError naming the variable, and
 the CLI turns that into exit status 2.
+
+VARIABLES lists every variable, with its default and meaning (the configuration
+reference is generated from it); the reader refuses to read a setting it does not list.
+A set `EVENTTRIGGER_*` variable that nothing reads (a misspelt setting) is not an error
+but a warning naming the closest known one, carried in `Settings.warnings` for the
+caller to log once logging is set up.
 """
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -81,6 +88,329 @@ DEFAULT_DURATIONS = {
 KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 KAFKA_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable: what it does and who reads it.
+
+    `kind` says who: "setting" (load_settings, so Settings), "client" (the command-line
+    client), "compose" (the compose files, from the `.env` beside them) or "test" (the
+    test suite and the fault benchmarks). Only settings are read here; the others are
+    listed so that they are documented and never reported as unknown.
+    """
+
+    name: str
+    default: str
+    meaning: str
+    group: str
+    kind: Literal["setting", "client", "compose", "test"] = "setting"
+
+
+def _setting(key: str, group: str, meaning: str) -> Variable:
+    return Variable(f"EVENTTRIGGER_{key}", DEFAULTS[key], meaning, group)
+
+
+# The OpenTelemetry exporter's standard variable: tracing is on only when it is set.
+OTEL_ENDPOINT_VARIABLE = "OTEL_EXPORTER_OTLP_ENDPOINT"
+# Prefixes of variables nobody but the test suite reads (EVENTTRIGGER_TEST_DATABASE, ...).
+TEST_VARIABLE_PREFIXES = ("EVENTTRIGGER_TEST_",)
+# Every variable the platform, its client, its compose files and its tests read, written
+# once: the reader refuses a setting missing here, start-up warns about an unknown
+# EVENTTRIGGER_* name, and the configuration reference is generated from it.
+VARIABLES: dict[str, Variable] = {
+    v.name: v
+    for v in (
+        _setting(
+            "DATABASE_URL",
+            "Database",
+            "`mysql://user[:password]@host[:port]/database[?options]`; MySQL 8.0+ or "
+            "MariaDB 10.6+ (TiDB and older servers are refused at start: they lack a "
+            "locking `SELECT ... FOR UPDATE SKIP LOCKED`). Options, MySQL's names: "
+            "`ssl-mode` = `DISABLED`, `REQUIRED`, `VERIFY_CA` or `VERIFY_IDENTITY` "
+            "(`PREFERRED` is refused: the driver cannot fall back), `ssl-ca`, `ssl-cert` + "
+            "`ssl-key` (PEM paths). No ssl-* option: plaintext; `ssl-ca` or a client "
+            "certificate without `ssl-mode`: `VERIFY_IDENTITY`. Any other option is a "
+            "configuration error (exit 2). Every connection uses it: the pool, `migrate`, "
+            "`/health`",
+        ),
+        _setting("DATABASE_POOL_SIZE", "Database", "connections per process"),
+        _setting(
+            "SECRET_KEY",
+            "Database",
+            "keys that encrypt signing secrets at rest, `<key id>:<base64 of 32 bytes>`, "
+            "comma-separated: the first encrypts, all decrypt. Empty: stored in plaintext "
+            "(`/health` says which)",
+        ),
+        _setting("KAFKA_BOOTSTRAP", "Kafka", "comma-separated brokers (`host:port`)"),
+        _setting("KAFKA_TOPIC", "Kafka", "job topic; the dead-letter topic is `<topic>.dlq`"),
+        _setting("KAFKA_GROUP", "Kafka", "the workers' consumer group"),
+        _setting(
+            "KAFKA_PARTITIONS",
+            "Kafka",
+            "partitions of the topics created at start; an existing topic's partition "
+            "count is read from the broker and logged (`topics_ready`)",
+        ),
+        _setting("KAFKA_REPLICATION", "Kafka", "replication factor of the topics created at start"),
+        _setting(
+            "KAFKA_CREATE_TOPICS",
+            "Kafka",
+            "`auto` creates missing topics (a broker's refusal stops the start with its "
+            "reason); `never`: both topics must exist",
+        ),
+        _setting(
+            "KAFKA_SECURITY_PROTOCOL",
+            "Kafka",
+            "`PLAINTEXT`, or `SSL`, `SASL_PLAINTEXT` or `SASL_SSL` for a managed Kafka",
+        ),
+        _setting(
+            "KAFKA_SASL_MECHANISM",
+            "Kafka",
+            "`PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512` (with a `SASL_*` protocol)",
+        ),
+        _setting("KAFKA_SASL_USERNAME", "Kafka", "the SASL user name"),
+        _setting(
+            "KAFKA_SASL_PASSWORD",
+            "Kafka",
+            "the SASL password (taken as written, spaces included; never shown in logs)",
+        ),
+        _setting(
+            "KAFKA_SSL_CAFILE",
+            "Kafka",
+            "PEM file of the brokers' CA (the system's CAs when empty)",
+        ),
+        _setting(
+            "KAFKA_SSL_CERTFILE",
+            "Kafka",
+            "PEM file of a client certificate, for brokers that ask one",
+        ),
+        _setting("KAFKA_SSL_KEYFILE", "Kafka", "PEM file of the client certificate's key"),
+        _setting(
+            "KAFKA_SESSION_TIMEOUT",
+            "Kafka",
+            "the workers' consumer session timeout (raise it when the broker's "
+            "`group.min.session.timeout.ms` is higher); at most `30m`",
+        ),
+        _setting(
+            "HTTP_HOST",
+            "HTTP",
+            "address of the HTTP listener (every process serves `/health` and `/metrics`; "
+            "the api role adds the API)",
+        ),
+        _setting("HTTP_PORT", "HTTP", "port of the HTTP listener"),
+        _setting("PUBLIC_URL", "HTTP", "base of generated webhook URLs"),
+        _setting("MAX_BODY_BYTES", "HTTP", "request body limit (413 above)"),
+        _setting(
+            "API_KEYS",
+            "Access",
+            "comma-separated management API keys; with none (and no "
+            "`EVENTTRIGGER_BOOTSTRAP_KEY_FILE`) the api role refuses to start",
+        ),
+        _setting(
+            "BOOTSTRAP_KEY_FILE",
+            "Access",
+            "empty: off (compose sets it). While `EVENTTRIGGER_API_KEYS` is empty, the "
+            "first api process writes a new key (`etk_...`, mode 0600) to this file, logs "
+            "it once (`bootstrap_key_generated`), and every api sharing the file uses it; "
+            "`eventtrigger keys show-bootstrap` prints it again",
+        ),
+        _setting(
+            "BOOTSTRAP_KEYS",
+            "Access",
+            "`disabled`: the keys of `EVENTTRIGGER_API_KEYS` and the bootstrap key file get "
+            "401 and are not listed (once a managed `admin`/`keys:admin` key exists; "
+            "checked per request)",
+        ),
+        _setting("AUTH", "Access", "`disabled` turns API keys off (local experiments only)"),
+        _setting(
+            "AUTH_FAILURE_BURST",
+            "Access",
+            "failed key checks one client address may make at full speed (refilling one "
+            "a second); each further 401 to it waits 1 s",
+        ),
+        _setting(
+            "INGEST_IP_RATE",
+            "Access",
+            "webhook calls a second one client address may make, per api process (`0`: "
+            "no limit); beyond it 429 with `Retry-After`. IPv6 clients count by their /64",
+        ),
+        _setting(
+            "INGEST_IP_BURST",
+            "Access",
+            "webhook calls one client address may make at once, per api process",
+        ),
+        _setting(
+            "TRUSTED_PROXIES",
+            "Access",
+            "CIDRs of your reverse proxies: only on connections from them does "
+            "`X-Forwarded-For` name the client (per-address limits)",
+        ),
+        _setting(
+            "EGRESS_ALLOW_CIDRS",
+            "Egress",
+            "CIDRs deliveries may reach although private/loopback, e.g. `127.0.0.0/8`",
+        ),
+        _setting(
+            "EGRESS_ALLOW_HOSTS",
+            "Egress",
+            "host names (exact, case-insensitive, no wildcards) deliveries may reach "
+            "whatever they resolve to, private addresses included, e.g. "
+            "`echo,host.docker.internal` (compose sets `echo`); checked when a trigger is "
+            "saved and again when the worker connects. IP addresses belong in "
+            "`EVENTTRIGGER_EGRESS_ALLOW_CIDRS`",
+        ),
+        _setting("RETENTION_ACTIVE", "Retention", "active window of event logs"),
+        _setting(
+            "RETENTION_TOTAL",
+            "Retention",
+            "event logs (and idempotency keys) are deleted after this; longer than "
+            "`EVENTTRIGGER_RETENTION_ACTIVE`",
+        ),
+        _setting("RETENTION_INTERVAL", "Retention", "how often the retention role runs"),
+        _setting(
+            "AUDIT_RETENTION",
+            "Retention",
+            "how long audit entries are kept (at least `1h`); the retention role deletes "
+            "older ones in batches",
+        ),
+        _setting("WORKER_CONCURRENCY", "Processes", "deliveries in flight per worker process"),
+        _setting(
+            "WORKER_PER_HOST",
+            "Processes",
+            "deliveries in flight per worker process to one endpoint host",
+        ),
+        _setting(
+            "RECOVERY_AFTER",
+            "Processes",
+            "how long work held by a crashed process (a claimed occurrence, an "
+            "unpublished event, a delivery in progress) waits before another process "
+            "takes it over; live holders renew their leases every quarter of it",
+        ),
+        _setting(
+            "SHUTDOWN_GRACE",
+            "Processes",
+            "how long a stopping process lets in-flight deliveries finish",
+        ),
+        _setting(
+            "LOG_LEVEL",
+            "Observability",
+            "`TRACE`, `DEBUG`, `INFO`, `WARNING`, `ERROR` or `CRITICAL`",
+        ),
+        _setting("LOG_FORMAT", "Observability", "`json`, or `text` for humans"),
+        Variable(
+            OTEL_ENDPOINT_VARIABLE,
+            "",
+            "OpenTelemetry's standard variable: traces go to `<endpoint>/v1/traces` (OTLP "
+            "over HTTP), one per event. Empty: no tracing. The SDK reads the other "
+            "standard `OTEL_*` variables itself (`OTEL_SERVICE_NAME`, "
+            "`OTEL_EXPORTER_OTLP_HEADERS`, ...)",
+            "Observability",
+        ),
+        Variable(
+            "EVENTTRIGGER_URL",
+            "http://localhost:8080",
+            "the API the command-line client calls; `--url` wins",
+            "Client",
+            "client",
+        ),
+        Variable(
+            "EVENTTRIGGER_API_KEY",
+            "",
+            "the management API key the command-line client sends; `--api-key` wins",
+            "Client",
+            "client",
+        ),
+        Variable(
+            "EVENTTRIGGER_PROFILE",
+            "",
+            "the command-line client's profile in `~/.config/eventtrigger/config.toml`; "
+            "`--profile` wins",
+            "Client",
+            "client",
+        ),
+        Variable(
+            "EVENTTRIGGER_BIND",
+            "127.0.0.1",
+            "where the dev stack publishes the API (`0.0.0.0` opens it to the network)",
+            "Compose",
+            "compose",
+        ),
+        Variable(
+            "EVENTTRIGGER_HOST_PORT",
+            "8080",
+            "host port of the dev stack's API; `EVENTTRIGGER_PUBLIC_URL` follows it unless set",
+            "Compose",
+            "compose",
+        ),
+        Variable(
+            "EVENTTRIGGER_DOMAIN",
+            "localhost",
+            "production overlay: Caddy's site; a public name gets an ACME certificate, "
+            "`localhost` Caddy's own CA",
+            "Compose",
+            "compose",
+        ),
+        Variable(
+            "EVENTTRIGGER_HTTPS_PORT",
+            "443",
+            "production overlay: the published HTTPS port (a non-443 port goes into the "
+            "public URL); `EVENTTRIGGER_HTTP_PORT` is then the published HTTP port (`80`)",
+            "Compose",
+            "compose",
+        ),
+        Variable(
+            "EVENTTRIGGER_BACKUP_DIR",
+            "./backups",
+            "production overlay: where database dumps go on the host",
+            "Compose",
+            "compose",
+        ),
+        Variable(
+            "EVENTTRIGGER_BACKUP_INTERVAL",
+            "24h",
+            "production overlay: how often the database is dumped",
+            "Compose",
+            "compose",
+        ),
+        Variable(
+            "EVENTTRIGGER_BACKUP_KEEP_DAYS",
+            "7",
+            "production overlay: how many days dumps are kept",
+            "Compose",
+            "compose",
+        ),
+        Variable(
+            "EVENTTRIGGER_CHAOS",
+            "",
+            "`1` runs the long fault scenarios of the test suite (`make chaos` sets it)",
+            "Tests",
+            "test",
+        ),
+        Variable(
+            "EVENTTRIGGER_CHAOS_RESULTS",
+            "",
+            "where the fault scenarios write their report",
+            "Tests",
+            "test",
+        ),
+        Variable(
+            "EVENTTRIGGER_UPDATE_DOCS",
+            "",
+            "`1`: tests/e2e/test_cli_doc.py writes the CLI's real output into "
+            "docs/how-to/cli.md instead of comparing",
+            "Tests",
+            "test",
+        ),
+        Variable(
+            "EVENTTRIGGER_SIGNING_SECRET",
+            "",
+            "read by the verification examples (docs/snippets), not by eventtrigger: the "
+            "trigger's `whsec_` secret a receiver checks signatures with",
+            "Client",
+            "client",
+        ),
+    )
+}
 
 
 class SettingsError(ValueError):
@@ -213,6 +543,11 @@ class Settings:
     recovery_after: timedelta = DEFAULT_DURATIONS["RECOVERY_AFTER"]
     worker_concurrency: int = int(DEFAULTS["WORKER_CONCURRENCY"])
     worker_per_host: int = int(DEFAULTS["WORKER_PER_HOST"])
+    # OTEL_EXPORTER_OTLP_ENDPOINT: where traces go; None (unset or empty) turns tracing off.
+    otel_endpoint: str | None = None
+    # What the caller logs once logging is set up (unknown EVENTTRIGGER_* variables):
+    # settings are read before there is a logger to tell.
+    warnings: tuple[str, ...] = ()
 
     @property
     def dlq_topic(self) -> str:
@@ -235,12 +570,69 @@ def load_settings(
     return _Reader(values).settings()
 
 
+def unknown_variable_warnings(names: Iterable[str]) -> tuple[str, ...]:
+    """One warning per `EVENTTRIGGER_*` name in `names` that nothing reads (a misspelt
+    setting is otherwise silently ignored), naming the closest known variable."""
+    known = [v.name for v in VARIABLES.values()]
+    warnings = []
+    for name in sorted(set(names)):
+        if (
+            not name.startswith("EVENTTRIGGER_")
+            or name in VARIABLES
+            or name.startswith(TEST_VARIABLE_PREFIXES)
+        ):
+            continue
+        message = f"{name} is not a setting eventtrigger knows"
+        if guess := closest_variable(name, known):
+            message += f"; did you mean {guess}?"
+        else:
+            message += "; it is ignored"
+        warnings.append(message)
+    return tuple(warnings)
+
+
+def closest_variable(name: str, known: Iterable[str]) -> str | None:
+    """The known name most like `name`, or None: among difflib's close matches, the one
+    sharing the most `_`-separated words, then the most similar. Compared without the
+    common `EVENTTRIGGER_` prefix, which would make any two names look alike. Words count
+    first because a name with a word too many (`WORKER_CONCURRENCY_PER_HOST`) is
+    closest, letter by letter, to the wrong setting (`WORKER_CONCURRENCY`), not to the
+    one it means (`WORKER_PER_HOST`)."""
+    by_stem = {_stem(k): k for k in known}
+    stem = _stem(name)
+    words = set(stem.split("_"))
+    candidates = difflib.get_close_matches(stem, list(by_stem), n=5, cutoff=0.6)
+    if not candidates:
+        return None
+
+    def rank(candidate: str) -> tuple[int, float]:
+        shared = len(words & set(candidate.split("_")))
+        return shared, difflib.SequenceMatcher(None, stem, candidate).ratio()
+
+    return by_stem[max(candidates, key=rank)]
+
+
+def _stem(name: str) -> str:
+    return name.removeprefix("EVENTTRIGGER_")
+
+
 class _Reader:
     def __init__(self, values: Mapping[str, str]) -> None:
         self._values = values
+        self.read: set[str] = set()  # the variables read, for the registry's test
+
+    def _raw(self, variable: str) -> str | None:
+        """The value of a variable VARIABLES lists as a setting; reading any other is a
+        bug here (it would be undocumented and reported as unknown), so it raises."""
+        entry = VARIABLES.get(variable)
+        if entry is None or entry.kind != "setting":
+            raise LookupError(f"{variable} is read but VARIABLES does not list it as a setting")
+        self.read.add(variable)
+        return self._values.get(variable)
 
     def _get(self, name: str) -> str:
-        return self._values.get(f"EVENTTRIGGER_{name}", DEFAULTS[name]).strip()
+        raw = self._raw(f"EVENTTRIGGER_{name}")
+        return (DEFAULTS[name] if raw is None else raw).strip()
 
     def _duration(self, name: str, minimum: timedelta) -> timedelta:
         try:
@@ -329,6 +721,8 @@ class _Reader:
             recovery_after=self._duration("RECOVERY_AFTER", timedelta(seconds=1)),
             worker_concurrency=self._int("WORKER_CONCURRENCY", 1, 10000, "a task count"),
             worker_per_host=self._int("WORKER_PER_HOST", 1, 10000, "a task count"),
+            otel_endpoint=(self._raw(OTEL_ENDPOINT_VARIABLE) or "").strip() or None,
+            warnings=unknown_variable_warnings(self._values),
         )
 
     def _topic(self) -> str:
@@ -357,7 +751,7 @@ class _Reader:
             sasl_mechanism=self._get("KAFKA_SASL_MECHANISM").upper() or None,
             sasl_username=self._get("KAFKA_SASL_USERNAME"),
             # Not stripped: spaces may be part of a password.
-            sasl_password=Secret(self._values.get("EVENTTRIGGER_KAFKA_SASL_PASSWORD", "")),
+            sasl_password=Secret(self._raw("EVENTTRIGGER_KAFKA_SASL_PASSWORD") or ""),
             ssl_cafile=self._file("KAFKA_SSL_CAFILE"),
             ssl_certfile=self._file("KAFKA_SSL_CERTFILE"),
             ssl_keyfile=self._file("KAFKA_SSL_KEYFILE"),

@@ -1,8 +1,9 @@
 """`eventtrigger echo`: a tiny HTTP receiver that logs every delivery it gets.
 
-The compose stack runs it as the `echo` service so the README walkthrough has an
-endpoint to deliver to; it is also handy for trying triggers locally. It answers 200,
-or the status named by a `/status/NNN` path (e.g. `/status/503` to watch retries).
+The compose stack runs it as the `echo` service so the walkthrough
+(docs/getting-started.md) has an endpoint to deliver to; it is also handy for trying
+triggers locally. It answers 200, or the status named by a `/status/NNN` path (e.g.
+`/status/503` to watch retries).
 One JSON line per request on stdout: method, path, the delivery's `webhook-id`,
 whether a signature came along, and the body.
 """

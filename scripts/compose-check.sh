@@ -7,7 +7,10 @@
 #                debian:bookworm-slim must total under 150 MB
 #   3. up        `docker compose up -d --wait` (every long-running service healthy); the
 #                api published on 127.0.0.1 only; its generated key read back
-#   4. readme    every ```sh block of the README's walkthrough, in order, through port 8080
+#   4. walkthrough
+#                every ```sh block between the walkthrough markers of README.md,
+#                docs/getting-started.md and docs/reference/api-examples.md, in that order,
+#                as one script, through port 8080
 #   5. delivery  the walkthrough's webhook event reached `echo` (its log shows the event id)
 #   6. one-shot  a one-shot trigger delivered to echo within 10 s of its time
 #   7. health    /health 200 inside every role container
@@ -16,15 +19,18 @@
 #                default, and delivered once .env's switch (EVENTTRIGGER_EGRESS_ALLOW_HOSTS
 #                += host.docker.internal) is on; the api keeps its key when re-created
 #   9. scale     `--scale worker=2`: both workers deliver part of a burst
-#  10. tests     `docker compose run --rm test` (the whole suite in containers) is green
-#  11. deploy    `docker compose down -v`, then the production overlay: every ```sh block
+#  10. tests     `docker compose run --rm test` (unit, integration, API and e2e tests;
+#                tests/fault and the source-checkout checks skip there) is green
+#  11. client    `docker compose exec api eventtrigger triggers list`, no key given, prints
+#                the table: the client in the image finds the api's generated key
+#  12. deploy    `docker compose down -v`, then the production overlay: every ```sh block
 #                between the deploy-check markers of docs/deploy.md, in order, with
 #                DOMAIN empty (localhost,
 #                Caddy's own CA): prod-env.sh, up, HTTPS through Caddy, a backup, a
 #                restore into fresh volumes; then: only Caddy publishes ports, HTTP
 #                redirects, HTTPS needs Caddy's CA, a restore under running roles is
 #                refused, the dump's name and mode; then `down -v`
-#  12. down      `docker compose down -v` (also on failure), and stop a dockerd that step 1
+#  13. down      `docker compose down -v` (also on failure), and stop a dockerd that step 1
 #                started
 #
 # It runs under its own compose project names (eventtrigger-check and
@@ -201,13 +207,20 @@ AUTH="Authorization: Bearer $KEY"
     || fail "the generated key is not accepted by the api"
 say "api on $published only, with its generated key (etk_..., ${#KEY} characters)"
 
-# --- 4. the README walkthrough ----------------------------------------------------------
-STEP=readme
-doc_script README.md walkthrough >"$OUT/walkthrough.sh"
-[[ -s $OUT/walkthrough.sh ]] || fail "no walkthrough found in README.md"
+# --- 4. the walkthrough of the README and the docs ---------------------------------------
+STEP=walkthrough
+# The pages in the order they run (scripts/walkthrough.py lists the same ones): later
+# blocks use the variables earlier ones set, across pages too.
+walkthrough_pages=(README.md docs/getting-started.md docs/reference/api-examples.md)
+: >"$OUT/walkthrough.sh"
+for page in "${walkthrough_pages[@]}"; do
+    doc_script "$page" walkthrough >"$OUT/walkthrough.part"
+    [[ -s $OUT/walkthrough.part ]] || fail "no walkthrough found in $page"
+    cat "$OUT/walkthrough.part" >>"$OUT/walkthrough.sh"
+done
 bash -euo pipefail "$OUT/walkthrough.sh" >"$OUT/walkthrough.out" 2>&1 \
-    || { tail -30 "$OUT/walkthrough.out" >&2; fail "a README walkthrough command failed (output $OUT/walkthrough.out)"; }
-say "$(grep -c . "$OUT/walkthrough.sh") lines of README commands ran (output in $OUT/walkthrough.out)"
+    || { tail -30 "$OUT/walkthrough.out" >&2; fail "a walkthrough command failed (output $OUT/walkthrough.out)"; }
+say "$(grep -c . "$OUT/walkthrough.sh") lines of commands from ${walkthrough_pages[*]} ran (output in $OUT/walkthrough.out)"
 
 # --- 5. the walkthrough's webhook delivery is in echo's log ------------------------------
 STEP=delivery
@@ -354,7 +367,25 @@ else
     say "$(tail -1 "$OUT/test.log") in $((SECONDS - t0)) s"
 fi
 
-# --- 11. the production overlay, as docs/deploy.md runs it ------------------------------
+# --- 11. the client in the image, with the api's generated key ---------------------------
+STEP=client
+# No key given (the variable set empty, no flag, no profile in the image): the client must
+# take the key the api generated from EVENTTRIGGER_BOOTSTRAP_KEY_FILE, and the URL from
+# its default, the api in the same container.
+created=$(curl -sf -X POST "$API/triggers" -H "$AUTH" -H "$JSON" \
+    -d '{"name": "compose-check client", "type": "webhook",
+         "config": {"endpoint": "http://echo:8080/client", "schema": {"type": "object"}}}')
+client_trigger=$(jq -r .id <<<"$created")
+docker compose exec -T -e EVENTTRIGGER_API_KEY= api eventtrigger triggers list \
+    >"$OUT/client.out" 2>"$OUT/client.err" \
+    || { cat "$OUT/client.err" >&2; fail "eventtrigger triggers list in the api container failed"; }
+head -1 "$OUT/client.out" | grep -Eq '^ID +NAME ' \
+    || fail "eventtrigger triggers list printed no table: $(head -3 "$OUT/client.out")"
+grep -Eq "^$client_trigger +compose-check client " "$OUT/client.out" \
+    || fail "the table does not list trigger $client_trigger (output $OUT/client.out)"
+say "eventtrigger triggers list in the api container: a table of $(($(grep -c . "$OUT/client.out") - 1)) trigger(s), with the generated key"
+
+# --- 12. the production overlay, as docs/deploy.md runs it ------------------------------
 STEP=deploy
 t0=$SECONDS
 # The development stack goes first: it is done, and the production one needs the memory.

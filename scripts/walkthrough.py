@@ -1,13 +1,15 @@
-"""Run the README's walkthrough against a live stack and write the real output back.
+"""Run the documentation's walkthrough against a live stack and write the real output back.
 
-    python3 scripts/walkthrough.py                   # run it, print each block's output
-    python3 scripts/walkthrough.py --update          # ... and replace README's ```text blocks
+    python3 scripts/walkthrough.py                   # run it, print each page's marked section
+    python3 scripts/walkthrough.py --update          # ... and replace the pages' ```text blocks
     python3 scripts/walkthrough.py --fresh --update  # on a stack of its own, made for the run
 
 The walkthrough is every ```sh block between `<!-- walkthrough:begin -->` and
-`<!-- walkthrough:end -->`, run in order in one bash process (later blocks use the
-variables earlier ones set). The ```text block right after a ```sh block is its output.
-`make compose-check` runs the same blocks, so the README cannot drift from what the stack
+`<!-- walkthrough:end -->` of the pages in PAGES (the README's 30-second example, then
+docs/getting-started.md, then docs/reference/api-examples.md), run in that order in one
+bash process: later blocks, on the same page or the next, use the variables earlier ones
+set. The ```text block right after a ```sh block is its output. `make compose-check`
+runs the same blocks in the same order, so the pages cannot drift from what the stack
 does; this script keeps the shown output real.
 
 Without --fresh the blocks run against whatever `docker compose` reaches from the repo
@@ -26,7 +28,12 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-README = ROOT / "README.md"
+# In the order they run; scripts/compose-check.sh (step 4) lists the same pages.
+PAGES = (
+    ROOT / "README.md",
+    ROOT / "docs" / "getting-started.md",
+    ROOT / "docs" / "reference" / "api-examples.md",
+)
 BEGIN, END = "<!-- walkthrough:begin -->", "<!-- walkthrough:end -->"
 BLOCK = re.compile(r"```sh\n(.*?)```\n(?:```text\n.*?```\n)?", re.S)
 MARK = "@@walkthrough-block@@"
@@ -52,11 +59,22 @@ def compose(env: dict[str, str], *args: str) -> None:
         sys.exit(f"docker compose {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
 
 
+def section(text: str, page: Path) -> tuple[int, int]:
+    """Where the marked walkthrough section of a page's text starts and ends."""
+    try:
+        return text.index(BEGIN), text.index(END)
+    except ValueError:
+        sys.exit(f"{page.relative_to(ROOT)}: no {BEGIN} ... {END} section")
+
+
 def main() -> None:
-    text = README.read_text()
-    start, end = text.index(BEGIN), text.index(END)
-    section = text[start:end]
-    blocks = [m.group(1) for m in BLOCK.finditer(section)]
+    if "-h" in sys.argv or "--help" in sys.argv:
+        print(__doc__)
+        return
+    texts = [page.read_text() for page in PAGES]
+    spans = [section(text, page) for text, page in zip(texts, PAGES, strict=True)]
+    sections = [text[start:end] for text, (start, end) in zip(texts, spans, strict=True)]
+    blocks = [m.group(1) for part in sections for m in BLOCK.finditer(part)]
 
     env = dict(os.environ)
     fresh = "--fresh" in sys.argv
@@ -78,12 +96,15 @@ def main() -> None:
         shown = f"```text\n{out}\n```\n" if out.strip() else ""
         return f"```sh\n{match.group(1)}```\n{shown}"
 
-    new_section = BLOCK.sub(render, section)
-    if "--update" in sys.argv:
-        README.write_text(text[:start] + new_section + text[end:])
-        print(f"README.md: {len(blocks)} walkthrough blocks refreshed")
-    else:
-        print(new_section)
+    # The outputs are consumed page by page, in the order the blocks ran.
+    for page, text, (start, end), part in zip(PAGES, texts, spans, sections, strict=True):
+        new_part = BLOCK.sub(render, part)
+        name = page.relative_to(ROOT)
+        if "--update" in sys.argv:
+            page.write_text(text[:start] + new_part + text[end:])
+            print(f"{name}: {len(BLOCK.findall(part))} walkthrough blocks refreshed")
+        else:
+            print(f"==> {name}\n{new_part}")
 
 
 if __name__ == "__main__":

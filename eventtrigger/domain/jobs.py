@@ -103,6 +103,47 @@ class Job(TypedDict):
     previous_secret_expires_at: NotRequired[str]
 
 
+# What each field of a job message means, for the people who consume the topic (the Kafka
+# message reference is generated from this and the types above; a test checks that every
+# field of Job, JobRequest and RetryPolicy is described here, by its dotted path).
+JOB_FIELDS: dict[str, str] = {
+    "v": "Message version, always 1; a reader refuses any other (`bad_version`).",
+    "event_id": "The event this job delivers (the id in the events API and in the "
+    "`webhook-id` header). With `attempt`, it identifies a message: the same job can "
+    "arrive more than once.",
+    "trigger_id": "The trigger that fired; null for a test run of an unsaved trigger "
+    "(`POST /api/v1/test-runs`).",
+    "trigger_type": "`webhook`, `time_scheduled`, `cron_scheduled` or `interval_scheduled`.",
+    "source": "Why the event exists: `api` (a webhook call), `scheduled`, `manual-test` or "
+    "`replay`.",
+    "is_test_run": "True for test firings and test runs (their events are marked so in the "
+    "events API).",
+    "scheduled_at": "When the firing was due (RFC 3339, UTC); for a webhook call, when it arrived.",
+    "fired_at": "When the event was created (RFC 3339, UTC).",
+    "attempt": "Which delivery attempt this is, from 1; a retry is a new message with the "
+    "next number.",
+    "request": "What to send: the trigger's delivery settings when it fired, so later edits "
+    "never change it.",
+    "request.url": "The endpoint (http or https).",
+    "request.method": "`POST`, `GET`, `PUT`, `PATCH` or `DELETE`.",
+    "request.headers": "Extra request headers, names to values.",
+    "request.body": "The payload, sent as JSON (`null` included) for POST, PUT and PATCH; "
+    "null and not sent for GET and DELETE.",
+    "timeout": "How long one attempt may take (a duration such as `10s`, or seconds).",
+    "retry": "The retry policy of the trigger when it fired.",
+    "retry.max_attempts": "Attempts in all, the first included.",
+    "retry.initial_delay": "Wait before the first retry (a duration, or seconds); it "
+    "doubles at each retry.",
+    "retry.max_delay": "The longest wait between two attempts (a duration, or seconds).",
+    "signing_secret": "Messages of earlier versions only: the secret to sign with. Never "
+    "published now; the worker reads the secrets from the event row.",
+    "previous_signing_secret": "Messages of earlier versions only, during a secret "
+    "rotation's grace: the previous secret.",
+    "previous_secret_expires_at": "Messages of earlier versions only: when the previous "
+    "secret's grace ends (RFC 3339).",
+}
+
+
 class BadJob(ValueError):
     """A message on the job topic that is not a usable job: `reason` is one of
     REJECT_REASONS (a metric label), `detail` names the field."""
