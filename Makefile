@@ -39,9 +39,11 @@ run: install services migrate
 	fi; \
 	exec $(VENV)/bin/eventtrigger run --roles=all
 
-# Tests also need Debian's Chromium (the dashboard's browser test); `run` does not.
+# Tests also need Debian's Chromium (the console's browser tests) and a few command-line
+# tools (scripts/test-tools.sh); `run` does not.
 test: install services
 	@bash scripts/browser.sh
+	@bash scripts/test-tools.sh
 	$(PY) -m pytest -q
 
 test-unit: install

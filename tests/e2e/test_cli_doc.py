@@ -47,8 +47,9 @@ import pytest
 
 from tests.e2e.conftest import e2e_environ
 from tests.process import EventtriggerProcess, free_port
+from tests.source_tree import require
 
-PAGE = Path(__file__).resolve().parents[2] / "docs" / "how-to" / "cli.md"
+PAGE = require("docs/how-to/cli.md") / "docs" / "how-to" / "cli.md"
 PAGE_API = "http://localhost:8080"
 PAGE_RECEIVER = "http://127.0.0.1:9000"
 PAGE_KEY = "dev-key-change-me"
