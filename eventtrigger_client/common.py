@@ -214,14 +214,7 @@ def leaf(
 ) -> argparse.ArgumentParser:
     """A command that runs `action`; with the connection and output options, the exit
     codes in its help, and (`takes_id`) a positional id."""
-    parser = parent.add_parser(
-        name,
-        help=help_text,
-        description=help_text,
-        parents=[common],
-        epilog=EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = _command(parent, name, help_text, common)
     parser.set_defaults(action=action)
     if takes_id:
         parser.add_argument("id", help=f"the {takes_id} id")
@@ -232,7 +225,15 @@ def group(
     sub: Subparsers, name: str, help_text: str, common: argparse.ArgumentParser
 ) -> Subparsers:
     """A command group (`triggers`, `events`, ...): its subcommands."""
-    parser = sub.add_parser(
+    parser = _command(sub, name, help_text, common)
+    return parser.add_subparsers(dest="subcommand", required=True, metavar="COMMAND")
+
+
+def _command(
+    parent: Subparsers, name: str, help_text: str, common: argparse.ArgumentParser
+) -> argparse.ArgumentParser:
+    """A (sub)command parser with the shared options and the exit codes in its help."""
+    return parent.add_parser(
         name,
         help=help_text,
         description=help_text,
@@ -240,7 +241,6 @@ def group(
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    return parser.add_subparsers(dest="subcommand", required=True, metavar="COMMAND")
 
 
 def paging(parser: argparse.ArgumentParser, most: int = 500) -> None:
