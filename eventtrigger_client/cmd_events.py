@@ -22,7 +22,7 @@ MAX_RECONNECT_SECONDS = 5.0  # ... growing to this while the server stays away
 MAX_RETRY_AFTER = 60.0  # a longer Retry-After is not waited out in full
 RETRIED_STATUSES = (429, 503)  # a full or stopping server: the stream is reopened later
 # The server's comments worth telling the user about (the rest are keep-alives).
-SERVER_NOTICES = ("dropped", "the server is stopping", "skipped")
+SERVER_NOTICES = ("dropped", "the server is stopping", "skipped", "the key of this stream")
 FOLLOW = "eventtrigger events get "
 COUNT_CAP = 10_000  # events a bulk replay's count reads at most (the API replays 1000)
 

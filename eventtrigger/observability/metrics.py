@@ -159,6 +159,21 @@ class Metrics:
             "(config.ingest_rate_limit) or the per-client-address one",
             ["scope"], registry=r,
         )  # fmt: skip
+        self.event_streams_open = Gauge(
+            "eventtrigger_event_streams_open",
+            "Live event streams (GET /api/v1/events/stream) open in this process",
+            registry=r,
+        )
+        self.event_streams_dropped = Counter(
+            "eventtrigger_event_streams_dropped_total",
+            "Live event streams ended because their client read slower than changes came",
+            registry=r,
+        )
+        self.event_stream_poll_failures = Counter(
+            "eventtrigger_event_stream_poll_failures_total",
+            "Turns of the live event stream's poller that failed (retried after a pause)",
+            registry=r,
+        )
         self.recent_lateness = RecentWindow()
         self.recent_delivery = RecentWindow()
         r.register(_RecentQuantiles(

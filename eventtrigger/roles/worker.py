@@ -422,6 +422,9 @@ class Worker:
         self._all_stored.clear()
         duration_ms = round((time.monotonic() - began) * 1000)
         outcome = self._outcome(item, result, started_at, duration_ms)
+        if self.res.tracing is not None:
+            seconds = time.monotonic() - began
+            self.res.tracing.attempt(item.job, result, outcome, started_at, seconds)
         self._outcomes.put_nowait((item, outcome, result))
 
     def _outcome(
@@ -467,11 +470,12 @@ class Worker:
 
         attempts = [a for _, a, _ in batch]
 
-        async def store(
-            attempts: list[Attempt] = attempts, now: datetime = now
-        ) -> tuple[list[bool], list[str]]:
+        async def store(attempts: list[Attempt] = attempts) -> tuple[list[bool], list[str]]:
+            # Stamped on each try: a commit retried after an outage must not carry a time
+            # the live tail's look-back has already passed.
+            stamp = self.res.clock.now()
             async with self.res.db.transaction() as tx:
-                return await store_outcomes(tx, attempts, now, now + self.lease)
+                return await store_outcomes(tx, attempts, stamp, stamp + self.lease)
 
         # Stopping propagates: unsettled, their offsets stay open and Kafka redelivers them.
         stored, paused = await self._db(store)

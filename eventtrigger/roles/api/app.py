@@ -1,8 +1,12 @@
 """The HTTP application every process serves: operations endpoints always, the API
-routes when the process runs the api role."""
+routes when the process runs the api role.
+
+`stop` is the process's stop event: long-lived answers (the live tail) end when it is
+set, so the HTTP server's graceful shutdown never waits on them."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 from loguru import logger
@@ -28,6 +32,7 @@ from eventtrigger.roles.api.openapi import openapi_document
 from eventtrigger.roles.api.problems import Problem, problem_response
 from eventtrigger.roles.api.replay import ReplayRoutes
 from eventtrigger.roles.api.stats import stats
+from eventtrigger.roles.api.stream import StreamRoute
 from eventtrigger.roles.api.triggers import TriggerRoutes
 from eventtrigger.store.db import TRANSIENT_ERRORS
 
@@ -98,7 +103,7 @@ class WebhookFirst:
         await response(scope, receive, send)
 
 
-def routes(res: Resources, *, api: bool) -> list[BaseRoute]:
+def routes(res: Resources, *, api: bool, stop: asyncio.Event | None = None) -> list[BaseRoute]:
     """Every route the process serves; the OpenAPI document must list each of them."""
 
     async def live(request: Request) -> Response:
@@ -129,6 +134,7 @@ def routes(res: Resources, *, api: bool) -> list[BaseRoute]:
         f = FiringRoutes(res)
         e = EventRoutes(res)
         r = ReplayRoutes(res)
+        tail = StreamRoute(res, stop or asyncio.Event())
         audit = AuditRoutes(res)
         guard = Guard(res)
         k = KeyRoutes(res, guard)
@@ -148,6 +154,7 @@ def routes(res: Resources, *, api: bool) -> list[BaseRoute]:
             Route(WEBHOOK_ROUTE, f.webhook, methods=["POST"]),
             Route("/api/v1/events", e.list, methods=["GET"]),
             Route("/api/v1/events/replay", r.bulk, methods=["POST"]),
+            Route("/api/v1/events/stream", tail.get, methods=["GET"]),
             Route("/api/v1/stats", stats_route, methods=["GET"]),
             Route("/api/v1/audit", audit.list, methods=["GET"]),
             *console_routes(res),
@@ -164,7 +171,7 @@ def routes(res: Resources, *, api: bool) -> list[BaseRoute]:
     return served
 
 
-def build_app(res: Resources, *, api: bool) -> RequestContext:
+def build_app(res: Resources, *, api: bool, stop: asyncio.Event | None = None) -> RequestContext:
     async def on_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Problem)
         return problem_response(exc)
@@ -209,7 +216,7 @@ def build_app(res: Resources, *, api: bool) -> RequestContext:
         handler = next(h for kind, h in handlers.items() if isinstance(exc, kind))
         return await handler(request, exc)
 
-    served = routes(res, api=api)
+    served = routes(res, api=api, stop=stop)
     app: ASGIApp = Starlette(routes=served, exception_handlers=handlers)
     if api:
         webhook = next(r for r in served if isinstance(r, Route) and r.path == WEBHOOK_ROUTE)

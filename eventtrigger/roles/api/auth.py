@@ -55,6 +55,7 @@ ROUTE_SCOPES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/triggers/{trigger_id}/rotate-secret"): "triggers:write",
     ("POST", "/api/v1/test-runs"): "triggers:write",
     ("GET", "/api/v1/events"): "events:read",
+    ("GET", "/api/v1/events/stream"): "events:read",
     ("GET", "/api/v1/events/{event_id}"): "events:read",
     ("GET", "/api/v1/events/{event_id}/attempts"): "events:read",
     ("POST", "/api/v1/events/replay"): "events:write",

@@ -80,6 +80,26 @@ def _query(name: str, schema: dict[str, Any], description: str = "") -> dict[str
     return param
 
 
+_HEADERS_KEPT = (
+    "Headers are bounded: at most 32, each value cut at 512 characters. Values of sensitive "
+    "headers are masked as `***`: any header whose name contains `auth`, `credential`, "
+    "`session`, `pass`, `sig`, `token`, `secret`, `key`, `cookie`, `private`, `jwt`, "
+    "`bearer` or `access` (case-insensitive), except `webhook-signature` and CORS's "
+    "`Access-Control-*`. A secret under a name that does not look secret is shown."
+)
+_URL_SHOWN = (
+    "Every query value, the fragment and a password (or a user name alone) are `***`; "
+    "the path is shown as it is."
+)
+_HEADER_MAP: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": {"type": "string"},
+    "maxProperties": 32,
+    "description": "Header names (as sent or received) to values; a repeated header's "
+    "values joined by `, `.",
+}
+
+
 def _event_schemas() -> dict[str, Any]:
     counts = {s: {"type": "integer"} for s in [*_EVENT_STATUSES, "total"]}
     schemas = {
@@ -149,6 +169,30 @@ def _event_schemas() -> dict[str, Any]:
                     **_TIME,
                     "description": "When the next attempt was due; null when this was the last.",
                 },
+                "request": {
+                    "type": ["object", "null"],
+                    "description": "The request as sent on this attempt: with an answer, every "
+                    "header the HTTP client sent (Host, Content-Length...), else the headers "
+                    "given to it. " + _HEADERS_KEPT + " The body is not repeated per attempt: "
+                    "it is `request.body` of GET /api/v1/events/{event_id}; `body_sha256` "
+                    "(hex; null without a body) tells whether that text is what this attempt "
+                    "sent. Null for attempts stored before this was kept, and when no request "
+                    "was made (no signing secret).",
+                    "required": ["method", "url", "headers", "body_sha256"],
+                    "properties": {
+                        "method": {"type": "string"},
+                        "url": {"type": "string", "description": _URL_SHOWN},
+                        "headers": _HEADER_MAP,
+                        "body_sha256": {"type": ["string", "null"]},
+                    },
+                },
+                "response_headers": {
+                    **_HEADER_MAP,
+                    "type": ["object", "null"],
+                    "description": "The response's headers. " + _HEADERS_KEPT + " Null when "
+                    "there was no response (a network error or a timeout), and for attempts "
+                    "stored before this was kept.",
+                },
             },
         },
         "ReplayBulk": REPLAY_BULK,
@@ -199,6 +243,28 @@ def _event_schemas() -> dict[str, Any]:
     }
     for name in ("Event", "Stats", "Attempt"):  # every property is always present
         schemas[name]["required"] = list(schemas[name]["properties"])
+    detail = {
+        "type": "object",
+        "required": ["method", "url", "body"],
+        "properties": {
+            "method": {"type": "string"},
+            "url": {"type": "string", "description": _URL_SHOWN},
+            "body": {
+                "type": ["string", "null"],
+                "description": "The exact text each attempt sends (the payload as JSON); "
+                "null for GET and DELETE, which send none. Rebuilt from the stored payload "
+                "with the serializer deliveries use (not stored per attempt); compare its "
+                "SHA-256 with an attempt's `request.body_sha256`.",
+            },
+        },
+        "description": "What the event's attempts send; each attempt's headers are in "
+        "GET /api/v1/events/{event_id}/attempts.",
+    }
+    schemas["EventDetail"] = {
+        "type": "object",
+        "properties": {**schemas["Event"]["properties"], "request": detail},
+        "required": [*schemas["Event"]["required"], "request"],
+    }
     return schemas
 
 
@@ -237,13 +303,55 @@ def _event_paths() -> dict[str, Any]:
                 },
             }
         },
+        "/api/v1/events/stream": {
+            "get": {
+                "summary": "Follow new events and their status changes (server-sent events)",
+                "description": "A `text/event-stream` that stays open. Every event fired "
+                "after it opened, and again each time an event's status changes (pending, "
+                "retrying, success, failure), is one message `event: event`, `id: <event "
+                "id>`, `data: <the event as an item of GET /api/v1/events>`, to streams "
+                "whose filters it matches. A `: keep-alive` comment comes every 15 s. A "
+                "stream is sent only the latest state of an event it has not been sent yet; "
+                "a turn too large for it becomes one `: skipped N changes` comment; a client "
+                "that has not read what was queued by the next poll is dropped with a final "
+                "comment, and a stream ends with a comment when the server stops or its key "
+                "is revoked or expires (checked every 30 s): reconnect to go on (changes in "
+                "the gap are not replayed; history is GET /api/v1/events with `since`). "
+                "Changes are read about once a second, once per process whatever the "
+                "number of streams. The request must accept `text/event-stream` "
+                "(EventSource does); without it the answer is 406. HEAD is refused (405).",
+                "operationId": "streamEvents",
+                "parameters": [
+                    _query("trigger_id", {"type": "string"}),
+                    _query("status", {"enum": _EVENT_STATUSES}),
+                    _query("source", {"enum": _SOURCES}),
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The stream.",
+                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    },
+                    "400": _ERRORS["400"],
+                    "401": unauthorised,
+                    "406": _problem("The request does not accept `text/event-stream`."),
+                    "429": _problem(
+                        "This key has 10 live streams open on this process; `Retry-After` "
+                        "says when to try again."
+                    ),
+                    "503": _problem(
+                        "The server is stopping, or this process serves its maximum of "
+                        "live streams; `Retry-After` says when to try again."
+                    ),
+                },
+            }
+        },
         "/api/v1/events/{event_id}": {
             "parameters": [_EVENT_ID_PARAM],
             "get": {
                 "summary": "One event log, from either view",
                 "operationId": "getEvent",
                 "responses": {
-                    "200": _json(_ref("Event"), "The event."),
+                    "200": _json(_ref("EventDetail"), "The event, with the request it sends."),
                     "401": unauthorised,
                     "404": _problem("No such event, or past the total retention window."),
                 },
@@ -308,6 +416,9 @@ def _event_paths() -> dict[str, Any]:
 # series.py --------------------------------------------------------------------------------
 
 
+_SERIES_RANGES = ("15m", "1h", "6h", "24h", "48h")  # series.RANGES
+
+
 def _console_paths() -> dict[str, Any]:
     about = "Milliseconds, read from a log-scale histogram (within 19%); null without data."
     timing: dict[str, Any] = {
@@ -339,9 +450,31 @@ def _console_paths() -> dict[str, Any]:
     }
     series = {
         "type": "object",
+        "required": [
+            "range",
+            "bucket_seconds",
+            "bucket_count",
+            "from",
+            "to",
+            "trigger_id",
+            "as_of",
+            "points",
+        ],
         "properties": {
-            "range": {"enum": ["1h", "48h"]},
+            "range": {"enum": [*_SERIES_RANGES, "custom"]},
             "bucket_seconds": {"type": "integer"},
+            "bucket_count": {"type": "integer"},
+            "from": {
+                "type": "string",
+                "format": "date-time",
+                "description": "The start of the first bucket.",
+            },
+            "to": {
+                "type": "string",
+                "format": "date-time",
+                "description": "The end of the last bucket (a preset's last bucket holds "
+                "now, so this is up to one bucket ahead), or the custom `to`.",
+            },
             "trigger_id": {"type": ["string", "null"]},
             "as_of": {"type": "string", "format": "date-time"},
             "points": {"type": "array", "items": point, "description": "Oldest first."},
@@ -351,13 +484,28 @@ def _console_paths() -> dict[str, Any]:
         "/api/v1/stats/series": {
             "get": {
                 "summary": "Firings by outcome and p50/p99 timings per time bucket (charts)",
-                "description": "`range=1h`: 60 one-minute buckets; `range=48h`: 96 half-hour "
-                "buckets; the last bucket holds now. Over active and archived events; "
-                "`trigger_id` narrows to one trigger. Answers may be up to 3 s (1h) or 30 s "
-                "(48h) old.",
+                "description": "A preset `range`: `15m` 60 buckets of 15 s, `1h` 60 of 1 "
+                "min, `6h` 60 of 6 min, `24h` 72 of 20 min, `48h` 96 of 30 min; the last "
+                "bucket holds now. Or a custom window `from` and `to` (RFC 3339; `to` "
+                "defaults to now), within the total retention window (48 h by default) and "
+                "`to` later than `from`: buckets of the smallest round length (1 s to 3 h) "
+                "that needs at most 60, from `from`. The answer says its bucket length and "
+                "the window it covers (`from`, `to`). Over active and archived events; "
+                "`trigger_id` narrows to one trigger. Answers may be reused for a twentieth "
+                "of a bucket (1 to 30 s).",
                 "operationId": "getStatsSeries",
                 "parameters": [
-                    _query("range", {"enum": ["1h", "48h"], "default": "1h"}),
+                    _query("range", {"enum": list(_SERIES_RANGES), "default": "1h"}),
+                    _query(
+                        "from",
+                        {"type": "string", "format": "date-time"},
+                        "A custom window's start (not with `range`).",
+                    ),
+                    _query(
+                        "to",
+                        {"type": "string", "format": "date-time"},
+                        "A custom window's end (exclusive; default now).",
+                    ),
                     _query("trigger_id", {"type": "string"}),
                 ],
                 "responses": {
