@@ -84,7 +84,7 @@ def main() -> None:
         env = {k: v for k, v in env.items() if not k.startswith(("EVENTTRIGGER_", "COMPOSE_"))}
         env |= {"COMPOSE_PROJECT_NAME": FRESH_PROJECT, "COMPOSE_ENV_FILES": os.devnull}
         print(f"starting a fresh stack ({FRESH_PROJECT}) ...", file=sys.stderr)
-        compose(env, "up", "-d", "--wait", "--wait-timeout", "300")
+        compose(env, "up", "-d", "--build", "--wait", "--wait-timeout", "300")
     try:
         outputs = iter(run(blocks, env))
     finally:
