@@ -22,7 +22,7 @@ import pytest
 
 from tests.source_tree import require
 
-ROOT = require("README.md", "docs")
+ROOT = require("README.md", "docs/getting-started.md", "docs/how-to/cli.md")
 FENCE = re.compile(r"^```(sh|shell|bash|console)\s*$")
 MARKED = re.compile(r"<!-- (walkthrough|deploy-check):(begin|end) -->")
 CHECKED_BY = re.compile(r"<!-- checked-by: (\S+)(?: \([^)]*\))? -->")
