@@ -33,23 +33,23 @@ async def changed(
 async def heads(db: Database, ids: Sequence[str]) -> list[Row]:
     """id, trigger_id, status, source and updated_at of the rows of `ids` still in the
     hot table (what a stream's filter needs), by primary key."""
-    found: list[Row] = []
-    async with db.connection() as tx:
-        for start in range(0, len(ids), CHUNK):
-            chunk = list(ids[start : start + CHUNK])
-            found += await tx.fetch_all(in_list(Q["eventstream.heads"], chunk), chunk)
-    return [decode_event(r) for r in found]
+    return await _by_id(db, "eventstream.heads", ids)
 
 
 async def rows(db: Database, ids: Sequence[str]) -> list[Row]:
     """The rows of `ids` still in the hot table, decoded, oldest change first."""
+    decoded = await _by_id(db, "eventstream.rows", ids)
+    return sorted(decoded, key=lambda r: (r["updated_at"], r["id"]))
+
+
+async def _by_id(db: Database, query: str, ids: Sequence[str]) -> list[Row]:
+    """The named `{ids}` query's rows for `ids`, CHUNK ids a statement, decoded."""
     found: list[Row] = []
     async with db.connection() as tx:
         for start in range(0, len(ids), CHUNK):
             chunk = list(ids[start : start + CHUNK])
-            found += await tx.fetch_all(in_list(Q["eventstream.rows"], chunk), chunk)
-    decoded = [decode_event(r) for r in found]
-    return sorted(decoded, key=lambda r: (r["updated_at"], r["id"]))
+            found += await tx.fetch_all(in_list(Q[query], chunk), chunk)
+    return [decode_event(r) for r in found]
 
 
 async def keys_in_force(db: Database, ids: Collection[str], now: datetime) -> set[str]:
